@@ -1,0 +1,173 @@
+"""Wire models of the native v1 API. The client and the CLI import these."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from berth.domain.spec import Container, DeploymentSpec
+from berth.domain.status import DeploymentStatus, DesiredState, ReplicaState, TaskKind, TaskState
+
+
+class Out(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+
+class DeployStatus(Out):
+    ready: int = 0
+    total: int = 0
+
+
+class ContainerOut(Container):
+    model_config = ConfigDict(extra="ignore")
+    deploy_status: DeployStatus = Field(default_factory=DeployStatus)
+    error_message: str = ""
+
+
+class DeploymentOut(DeploymentSpec):
+    """The spec as stored, plus what Berth observed. PUT accepts this shape back."""
+
+    model_config = ConfigDict(extra="ignore")
+    containers: list[ContainerOut]  # type: ignore[assignment]
+    id: str
+    project: str
+    generation: int
+    observed_generation: int
+    desired_state: DesiredState
+    status: DeploymentStatus
+    status_reason: str
+    status_since: datetime | None
+    address: str | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class DeploymentList(Out):
+    items: list[DeploymentOut]
+    count: int
+
+
+class Accepted(Out):
+    """A change was stored; `task_id` tracks its convergence."""
+
+    deployment: DeploymentOut
+    task_id: str
+
+
+class TaskOut(Out):
+    id: str
+    kind: TaskKind
+    state: TaskState
+    project: str
+    deployment: str
+    deployment_id: str
+    generation: int
+    error: str
+    message: str
+    created_at: datetime
+    updated_at: datetime
+
+
+class ReplicaStatsOut(Out):
+    cpu_percent: float
+    memory_bytes: int
+    processes: int
+
+
+class ReplicaOut(Out):
+    id: str
+    region: str
+    state: ReplicaState
+    reason: str
+    ready: bool
+    port: int | None
+    pid: int | None
+    restarts: int
+    generation: int
+    gpus: list[int]
+    started_at: datetime | None
+    exit_code: int | None
+    last_error: str
+    stats: ReplicaStatsOut | None = None
+
+
+class ReplicaList(Out):
+    items: list[ReplicaOut]
+
+
+class EventOut(Out):
+    id: int
+    at: datetime
+    kind: str
+    reason: str
+    message: str
+    replica_id: str
+
+
+class EventList(Out):
+    items: list[EventOut]
+
+
+class LogLineOut(Out):
+    ts: datetime
+    replica_id: str
+    stream: str
+    line: str
+
+
+class LogList(Out):
+    items: list[LogLineOut]
+
+
+class FlavorOut(Out):
+    name: str
+    cpu: float
+    memory: str
+    memory_bytes: int
+    gpus: int
+    gpu_model: str
+    gpu_memory_mib: int
+    gpu_compute_capability: str
+    description: str
+
+
+class FlavorList(Out):
+    items: list[FlavorOut]
+
+
+class GpuOut(Out):
+    index: int
+    model: str
+    memory_mib: int
+
+
+class RegionOut(Out):
+    name: str
+    runtime: str
+    runs_images: bool
+    cpus: int
+    memory_bytes: int
+    gpus: list[GpuOut]
+
+
+class RegionList(Out):
+    items: list[RegionOut]
+
+
+class ErrorDetail(Out):
+    field: str
+    rule: str
+    message: str
+
+
+class ErrorInfo(Out):
+    code: str
+    message: str
+    details: list[ErrorDetail] = Field(default_factory=list)
+    parameters: dict[str, Any] = Field(default_factory=dict)
+
+
+class ErrorOut(Out):
+    error: ErrorInfo

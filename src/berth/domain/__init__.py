@@ -1,0 +1,1 @@
+"""Pure domain: specs, status machines, validation, errors. No I/O, no clock reads."""

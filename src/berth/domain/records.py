@@ -1,0 +1,100 @@
+"""Stored records: what the store keeps and the services and controller exchange."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from berth.domain.spec import DeploymentSpec
+from berth.domain.status import (
+    DeploymentStatus,
+    DesiredState,
+    ReplicaState,
+    TaskKind,
+    TaskState,
+)
+
+
+@dataclass
+class ContainerStatus:
+    region: str
+    ready: int = 0
+    total: int = 0
+    error: str = ""
+
+
+@dataclass
+class Deployment:
+    id: str
+    project: str
+    name: str
+    spec: DeploymentSpec
+    generation: int
+    desired: DesiredState
+    restart_nonce: int
+    created_at: datetime
+    updated_at: datetime
+    status: DeploymentStatus = DeploymentStatus.NEW
+    status_reason: str = "created"
+    status_since: datetime | None = None
+    observed_generation: int = 0
+    containers: list[ContainerStatus] = field(default_factory=list)
+    halted_template: str = ""  # template hash whose rollout was halted, with halted_reason
+    halted_reason: str = ""
+
+    @property
+    def template(self) -> str:
+        return self.spec.template_hash(self.restart_nonce)
+
+
+@dataclass
+class Replica:
+    id: str
+    deployment_id: str
+    region: str
+    template: str
+    generation: int
+    state: ReplicaState
+    reason: str
+    since: datetime
+    created_at: datetime
+    ready: bool = False
+    port: int | None = None
+    pid: int | None = None
+    gpus: list[int] = field(default_factory=list)
+    restarts: int = 0
+    failures: int = 0  # consecutive failures; reset after a stable run
+    started_at: datetime | None = None
+    ready_at: datetime | None = None
+    next_start_at: datetime | None = None
+    state_deadline: datetime | None = None  # end of drain or of the stop grace period
+    exit_code: int | None = None
+    last_error: str = ""
+
+
+@dataclass
+class Task:
+    id: str
+    kind: TaskKind
+    project: str
+    deployment_id: str
+    deployment_name: str
+    generation: int
+    state: TaskState
+    created_at: datetime
+    updated_at: datetime
+    error: str = ""
+    message: str = ""
+
+
+@dataclass
+class Event:
+    deployment_id: str
+    at: datetime
+    kind: str
+    reason: str
+    message: str
+    replica_id: str = ""
+    id: int = 0
+    data: dict[str, Any] = field(default_factory=dict)

@@ -1,0 +1,1 @@
+"""Runtimes run replicas. One `Runtime` protocol; one class per backend."""

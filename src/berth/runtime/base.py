@@ -1,0 +1,81 @@
+"""The Runtime protocol: the one seam through which replicas are started, observed, stopped."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+
+@dataclass(frozen=True)
+class LaunchSpec:
+    replica_id: str
+    deployment_id: str
+    command: list[str]  # "${PORT}" in an argument is replaced by the allocated port
+    envs: dict[str, str] = field(default_factory=dict)
+    listening_port: int = 8080
+    gpus: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True)
+class StartedReplica:
+    replica_id: str
+    pid: int
+    port: int
+    host: str = "127.0.0.1"
+
+
+@dataclass(frozen=True)
+class ProcessObservation:
+    replica_id: str
+    alive: bool
+    pid: int | None = None
+    port: int | None = None
+    exit_code: int | None = None
+    error: str = ""  # why it could not run, e.g. "command not found: 'vllm'"
+
+
+@dataclass(frozen=True)
+class ReplicaStats:
+    replica_id: str
+    cpu_percent: float
+    memory_bytes: int
+    processes: int
+
+
+@dataclass(frozen=True)
+class LogLine:
+    ts: float  # unix seconds
+    replica_id: str
+    stream: str  # "stdout" | "stderr" | "berth"
+    line: str
+
+
+class Runtime(Protocol):
+    name: str
+
+    async def recover(self, known: dict[str, int | None]) -> None:
+        """Adopt replicas left running by an earlier server (known: replica id -> port).
+        Processes carrying this runtime's marker whose id is not known are stopped."""
+
+    async def start(self, launch: LaunchSpec) -> StartedReplica: ...
+
+    async def signal(self, replica_id: str, *, kill: bool) -> None:
+        """SIGTERM (or SIGKILL) the replica's whole process group; no-op if gone."""
+
+    async def observe(self) -> dict[str, ProcessObservation]:
+        """Every replica this runtime tracks, alive or exited (until forget)."""
+
+    async def forget(self, replica_id: str) -> None: ...
+
+    async def stats(self, replica_id: str) -> ReplicaStats | None: ...
+
+    def logs(
+        self, deployment_id: str, *, since: float | None = None, limit: int = 1000,
+        replica_id: str | None = None,
+    ) -> list[LogLine]:
+        """Oldest-first lines with ts > since; the newest `limit` when since is None."""
+
+    def purge_logs(self, deployment_id: str) -> None: ...
+
+    async def shutdown(self, grace: float) -> None:
+        """Stop every replica (TERM, then KILL after grace) and wait for them to exit."""

@@ -1,0 +1,47 @@
+"""One typed settings object, validated once at start."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="BERTH_", extra="ignore")
+
+    data_dir: Path = Path(".berth")
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=0, le=65535)
+    gateway_port: int = Field(default=8001, ge=0, le=65535)
+    database_url: str = ""  # default: sqlite file in data_dir
+
+    tick_seconds: float = Field(default=0.5, gt=0)
+    drain_seconds: float = Field(default=2.0, ge=0)
+    stop_grace_seconds: float = Field(default=10.0, ge=0)
+    progress_deadline_seconds: float = Field(default=600.0, gt=0)
+    crash_loop_threshold: int = Field(default=3, ge=1)
+    backoff_base_seconds: float = Field(default=1.0, gt=0)
+    backoff_max_seconds: float = Field(default=60.0, gt=0)
+    stable_run_seconds: float = Field(default=30.0, gt=0)
+    max_thread_count: int = Field(default=256, ge=1)
+    lease_seconds: float = Field(default=10.0, gt=0)
+    # "index:model:memory_mib,..." declares GPUs instead of detecting them (tests, odd drivers).
+    gpus: str | None = None
+
+    @property
+    def db_url(self) -> str:
+        return self.database_url or f"sqlite:///{(self.data_dir / 'berth.db').resolve()}"
+
+    @property
+    def token_file(self) -> Path:
+        return self.data_dir / "admin-token"
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.data_dir / "logs"
+
+    @property
+    def runtime_dir(self) -> Path:
+        return self.data_dir / "run"
