@@ -1,0 +1,53 @@
+"""The control API application: native v1 (dialects mount beside it)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import Depends, FastAPI
+
+from berth import __version__
+from berth.api.auth import require_token
+from berth.api.errors import install_error_handlers
+from berth.api.v1 import deployments, platform
+from berth.domain.platform import PlatformFacts
+from berth.domain.spec import DeploymentSpec
+from berth.runtime.base import Runtime
+from berth.services.deployments import DeploymentService
+from berth.services.tasks import TaskService
+from berth.services.tokens import TokenService
+
+
+def create_app(
+    *, deployments_service: DeploymentService, tasks: TaskService, tokens: TokenService,
+    runtime: Runtime, facts: PlatformFacts,
+) -> FastAPI:
+    app = FastAPI(title="Berth", version=__version__,
+                  description="Self-hosted model inference endpoints: the control API.")
+    app.state.deployments = deployments_service
+    app.state.tasks = tasks
+    app.state.tokens = tokens
+    app.state.runtime = runtime
+    app.state.facts = facts
+    install_error_handlers(app)
+    auth = [Depends(require_token)]
+    app.include_router(deployments.router, dependencies=auth)
+    app.include_router(platform.router, dependencies=auth)
+
+    @app.get("/healthz", include_in_schema=False)
+    def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = FastAPI.openapi(app)
+            spec = DeploymentSpec.model_json_schema(
+                by_alias=True, ref_template="#/components/schemas/{model}")
+            components = schema.setdefault("components", {}).setdefault("schemas", {})
+            components.update(spec.pop("$defs", {}))
+            components["DeploymentSpec"] = spec
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+    return app

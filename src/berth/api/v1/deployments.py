@@ -1,0 +1,175 @@
+"""Native v1: deployments and their replicas, events and logs."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Header, Query, Request, Response
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import StreamingResponse
+
+from berth.api.v1.models import (
+    Accepted,
+    DeploymentList,
+    DeploymentOut,
+    EventList,
+    LogList,
+    ReplicaList,
+)
+from berth.api.views import deployment_out, event_out, log_out, replica_out
+from berth.domain.errors import SpecInvalid, Violation
+from berth.domain.status import DeploymentStatus
+from berth.runtime.base import Runtime
+from berth.services.deployments import Change, DeploymentService, parse_if_match
+
+router = APIRouter(prefix="/v1/projects/{project}/deployments", tags=["deployments"])
+
+SPEC_BODY: dict[str, Any] = {"requestBody": {"required": True, "content": {
+    "application/json": {"schema": {"$ref": "#/components/schemas/DeploymentSpec"}}}}}
+PATCH_BODY: dict[str, Any] = {"requestBody": {"required": True, "content": {
+    "application/merge-patch+json": {"schema": {"type": "object"}},
+    "application/json": {"schema": {"type": "object"}}}}}
+
+
+async def json_body(request: Request) -> Any:
+    """The request body as JSON, whatever Content-Type says (curl -d sends form type)."""
+    raw = await request.body()
+    if not raw.strip():
+        raise SpecInvalid([Violation("body", "required", "a JSON request body is required")])
+    try:
+        return json.loads(raw)
+    except ValueError as exc:
+        raise SpecInvalid([Violation("body", "json", f"not valid JSON: {exc}")]) from None
+
+
+JsonBody = Annotated[Any, Depends(json_body)]
+IfMatch = Annotated[str | None, Header(alias="If-Match")]
+
+
+def _svc(request: Request) -> DeploymentService:
+    svc: DeploymentService = request.app.state.deployments
+    return svc
+
+
+def _accepted(change: Change, response: Response) -> Accepted:
+    response.status_code = 202
+    response.headers["Location"] = f"/v1/tasks/{change.task.id}"
+    response.headers["ETag"] = f'"{change.deployment.generation}"'
+    return Accepted(deployment=deployment_out(change.deployment), task_id=change.task.id)
+
+
+@router.post("", status_code=202, response_model=Accepted, openapi_extra=SPEC_BODY,
+             summary="Create a deployment")
+def create(project: str, request: Request, response: Response, body: JsonBody) -> Accepted:
+    return _accepted(_svc(request).create(project, body), response)
+
+
+@router.get("", response_model=DeploymentList, summary="List deployments")
+def list_(
+    project: str, request: Request,
+    limit: Annotated[int | None, Query(ge=1, le=10000)] = None,
+    offset: Annotated[int, Query(ge=0)] = 0,
+    include_deleted: bool = False,
+) -> DeploymentList:
+    items, count = _svc(request).list(project, limit=limit, offset=offset,
+                                      include_deleted=include_deleted)
+    return DeploymentList(items=[deployment_out(d) for d in items], count=count)
+
+
+@router.get("/{name}", response_model=DeploymentOut, summary="Get a deployment")
+def get(project: str, name: str, request: Request, response: Response) -> DeploymentOut:
+    d = _svc(request).get(project, name)
+    response.headers["ETag"] = f'"{d.generation}"'
+    return deployment_out(d)
+
+
+@router.put("/{name}", status_code=202, response_model=Accepted, openapi_extra=SPEC_BODY,
+            summary="Replace a deployment's spec (rolls replicas if needed)")
+def replace(project: str, name: str, request: Request, response: Response, body: JsonBody,
+            if_match: IfMatch = None) -> Accepted:
+    change = _svc(request).replace(project, name, body, parse_if_match(if_match))
+    return _accepted(change, response)
+
+
+@router.patch("/{name}", status_code=202, response_model=Accepted, openapi_extra=PATCH_BODY,
+              summary="Change a deployment with a JSON merge patch")
+def patch(project: str, name: str, request: Request, response: Response, body: JsonBody,
+          if_match: IfMatch = None) -> Accepted:
+    change = _svc(request).patch(project, name, body, parse_if_match(if_match))
+    return _accepted(change, response)
+
+
+@router.post("/{name}/start", status_code=202, response_model=Accepted)
+def start(project: str, name: str, request: Request, response: Response) -> Accepted:
+    return _accepted(_svc(request).start(project, name), response)
+
+
+@router.post("/{name}/stop", status_code=202, response_model=Accepted)
+def stop(project: str, name: str, request: Request, response: Response) -> Accepted:
+    return _accepted(_svc(request).stop(project, name), response)
+
+
+@router.post("/{name}/restart", status_code=202, response_model=Accepted,
+             summary="Rolling restart: new replicas replace the old ones without downtime")
+def restart(project: str, name: str, request: Request, response: Response) -> Accepted:
+    return _accepted(_svc(request).restart(project, name), response)
+
+
+@router.delete("/{name}", status_code=202, response_model=Accepted)
+def delete(project: str, name: str, request: Request, response: Response) -> Accepted:
+    return _accepted(_svc(request).delete(project, name), response)
+
+
+@router.get("/{name}/replicas", response_model=ReplicaList)
+async def replicas(project: str, name: str, request: Request) -> ReplicaList:
+    _d, rows = await run_in_threadpool(_svc(request).replicas, project, name)
+    runtime: Runtime = request.app.state.runtime
+    stats = await asyncio.gather(*(runtime.stats(r.id) for r in rows))
+    return ReplicaList(items=[replica_out(r, s) for r, s in zip(rows, stats, strict=True)])
+
+
+@router.get("/{name}/events", response_model=EventList)
+def events(project: str, name: str, request: Request,
+           limit: Annotated[int, Query(ge=1, le=10000)] = 100,
+           after_id: Annotated[int, Query(ge=0)] = 0) -> EventList:
+    items = _svc(request).events(project, name, limit=limit, after_id=after_id)
+    return EventList(items=[event_out(e) for e in items])
+
+
+@router.get("/{name}/logs", response_model=LogList,
+            summary="Replica stdout/stderr; follow=true streams NDJSON until disconnect")
+async def logs(
+    project: str, name: str, request: Request,
+    since: Annotated[float | None, Query(ge=0, description="Unix seconds")] = None,
+    limit: Annotated[int, Query(ge=1, le=100000)] = 1000,
+    follow: bool = False,
+    replica: str | None = None,
+) -> Any:
+    svc = _svc(request)
+    d = await run_in_threadpool(svc.get, project, name)
+    runtime: Runtime = request.app.state.runtime
+    lines = runtime.logs(d.id, since=since, limit=limit, replica_id=replica)
+    if not follow:
+        return LogList(items=[log_out(line) for line in lines])
+
+    async def stream() -> AsyncIterator[bytes]:
+        last = since or 0.0
+        batch = lines
+        while True:
+            for line in batch:
+                last = max(last, line.ts)
+                yield (log_out(line).model_dump_json() + "\n").encode()
+            if await request.is_disconnected():
+                return
+            await asyncio.sleep(0.25)
+            batch = runtime.logs(d.id, since=last, limit=limit, replica_id=replica)
+            if not batch:
+                current = await run_in_threadpool(svc.get, project, name)
+                if current.status == DeploymentStatus.DELETED:
+                    return
+                yield b""
+
+    return StreamingResponse(stream(), media_type="application/x-ndjson")

@@ -1,0 +1,82 @@
+"""Domain records -> native wire models."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from berth.api.v1.models import (
+    ContainerOut,
+    DeploymentOut,
+    DeployStatus,
+    EventOut,
+    FlavorOut,
+    GpuOut,
+    LogLineOut,
+    RegionOut,
+    ReplicaOut,
+    ReplicaStatsOut,
+    TaskOut,
+)
+from berth.domain.platform import Flavor, PlatformFacts, Region
+from berth.domain.records import Deployment, Event, Replica, Task
+from berth.domain.units import format_size
+from berth.runtime.base import LogLine, ReplicaStats
+
+
+def deployment_out(d: Deployment, address: str | None = None) -> DeploymentOut:
+    body = d.spec.model_dump(by_alias=True)
+    status_by_region = {c.region: c for c in d.containers}
+    containers = []
+    for c in d.spec.containers:
+        st = status_by_region.get(c.region)
+        containers.append(ContainerOut(
+            region=c.region, scale=c.scale,
+            deploy_status=DeployStatus(ready=st.ready if st else 0, total=st.total if st else 0),
+            error_message=st.error if st else ""))
+    body["containers"] = containers
+    body.update(id=d.id, project=d.project, generation=d.generation,
+                observed_generation=d.observed_generation, desired_state=d.desired,
+                status=d.status, status_reason=d.status_reason, status_since=d.status_since,
+                address=address, created_at=d.created_at, updated_at=d.updated_at)
+    return DeploymentOut.model_validate(body)
+
+
+def task_out(t: Task) -> TaskOut:
+    return TaskOut(id=t.id, kind=t.kind, state=t.state, project=t.project,
+                   deployment=t.deployment_name, deployment_id=t.deployment_id,
+                   generation=t.generation, error=t.error, message=t.message,
+                   created_at=t.created_at, updated_at=t.updated_at)
+
+
+def replica_out(r: Replica, stats: ReplicaStats | None) -> ReplicaOut:
+    return ReplicaOut(
+        id=r.id, region=r.region, state=r.state, reason=r.reason, ready=r.ready, port=r.port,
+        pid=r.pid, restarts=r.restarts, generation=r.generation, gpus=r.gpus,
+        started_at=r.started_at, exit_code=r.exit_code, last_error=r.last_error,
+        stats=ReplicaStatsOut(cpu_percent=stats.cpu_percent, memory_bytes=stats.memory_bytes,
+                              processes=stats.processes) if stats else None)
+
+
+def event_out(e: Event) -> EventOut:
+    return EventOut(id=e.id, at=e.at, kind=e.kind, reason=e.reason, message=e.message,
+                    replica_id=e.replica_id)
+
+
+def log_out(line: LogLine) -> LogLineOut:
+    return LogLineOut(ts=datetime.fromtimestamp(line.ts, UTC), replica_id=line.replica_id,
+                      stream=line.stream, line=line.line)
+
+
+def flavor_out(f: Flavor) -> FlavorOut:
+    return FlavorOut(name=f.name, cpu=f.cpu, memory=format_size(f.memory_bytes),
+                     memory_bytes=f.memory_bytes, gpus=f.gpus, gpu_model=f.gpu_model,
+                     gpu_memory_mib=f.gpu_memory_mib,
+                     gpu_compute_capability=f.gpu_compute_capability,
+                     description=f.description)
+
+
+def region_out(r: Region, facts: PlatformFacts) -> RegionOut:
+    return RegionOut(name=r.name, runtime=r.runtime, runs_images=r.runs_images,
+                     cpus=facts.cpus, memory_bytes=facts.memory_bytes,
+                     gpus=[GpuOut(index=g.index, model=g.model, memory_mib=g.memory_mib)
+                           for g in facts.gpus])

@@ -1,0 +1,1 @@
+"""Level-triggered controller: read desired and observed state, plan, act, repeat."""

@@ -1,0 +1,40 @@
+"""What a replica runs: its command, environment and effective probes."""
+
+from __future__ import annotations
+
+from berth.catalog import CATALOG
+from berth.domain.records import Deployment, Replica
+from berth.domain.spec import DeploymentSpec, Probe, Probes, TcpSocketAction
+from berth.runtime.base import LaunchSpec
+
+DEFAULT_READINESS = Probe(tcp_socket=TcpSocketAction(), period_seconds=1, failure_threshold=3)
+
+
+def effective_probes(spec: DeploymentSpec) -> Probes:
+    """The spec's probes; else the catalog image's; else a TCP readiness check on the port."""
+    if spec.probes is not None:
+        return spec.probes
+    entry = CATALOG.get(spec.image)
+    if entry is not None:
+        return entry.probes
+    return Probes(readiness=DEFAULT_READINESS)
+
+
+def replica_envs(d: Deployment) -> dict[str, str]:
+    envs = dict(d.spec.envs)
+    envs.update(BERTH_DEPLOYMENT=d.name, BERTH_PROJECT=d.project,
+                BERTH_LISTENING_PORT=str(d.spec.listening_port))
+    threads = d.spec.resources.threads if d.spec.resources else None
+    if threads is not None:
+        envs.setdefault("OMP_NUM_THREADS", str(threads))
+        envs["BERTH_THREADS"] = str(threads)
+    return envs
+
+
+def launch_spec(d: Deployment, r: Replica) -> LaunchSpec:
+    command = d.spec.command
+    if command is None:
+        command = CATALOG[d.spec.image].command()
+    return LaunchSpec(replica_id=r.id, deployment_id=d.id, command=list(command),
+                      envs=replica_envs(d), listening_port=d.spec.listening_port,
+                      gpus=tuple(r.gpus))

@@ -1,0 +1,228 @@
+"""The control loop: read desired and observed state, reconcile, apply. Thin I/O only."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import UTC, datetime
+
+import httpx
+
+from berth.controller.launch import effective_probes, launch_spec, replica_envs
+from berth.controller.lifecycle import crash, move
+from berth.controller.policy import Policy
+from berth.controller.reconcile import Reconciliation, reconcile_deployment
+from berth.domain.platform import PlatformFacts
+from berth.domain.records import Deployment, Event, Replica, Task
+from berth.domain.status import DeploymentStatus, ReplicaState
+from berth.probes.checks import ProbeTarget
+from berth.probes.prober import ReplicaProber
+from berth.probes.tracker import ProbeVerdict
+from berth.runtime.base import Runtime
+from berth.store.engine import Store
+
+log = logging.getLogger("berth.controller")
+S = ReplicaState
+LEASE = "controller"
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Controller:
+    def __init__(
+        self, store: Store, runtime: Runtime, facts: PlatformFacts, policy: Policy, *,
+        tick_seconds: float = 0.5, lease_seconds: float = 10.0,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self.store = store
+        self.runtime = runtime
+        self.facts = facts
+        self.policy = policy
+        self.tick_seconds = tick_seconds
+        self.lease_seconds = lease_seconds
+        self.clock = clock
+        self.holder = f"{os.uname().nodename}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        self.probers: dict[str, tuple[int | None, ReplicaProber]] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._wake: asyncio.Event | None = None
+        self._lease_until = 0.0
+        self._http: httpx.AsyncClient | None = None
+
+    def wake(self) -> None:
+        """Ask for a tick now; safe to call from any thread."""
+        loop, event = self._loop, self._wake
+        if loop is not None and event is not None and not loop.is_closed():
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(event.set)
+
+    async def run(self, stopping: asyncio.Event) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._wake = asyncio.Event()
+        self._http = httpx.AsyncClient(verify=False, follow_redirects=False)
+        try:
+            while not stopping.is_set() and not self._hold_lease():
+                await self._sleep(stopping, self.lease_seconds / 3)
+            if not stopping.is_set():
+                await self.recover()
+            while not stopping.is_set():
+                started = time.monotonic()
+                try:
+                    if self._hold_lease():
+                        await self.tick()
+                except Exception:
+                    log.exception("controller tick failed")
+                elapsed = time.monotonic() - started
+                await self._sleep(stopping, max(self.tick_seconds - elapsed, 0.0))
+        finally:
+            for _pid, prober in self.probers.values():
+                await prober.stop()
+            self.probers.clear()
+            await self._http.aclose()
+            with contextlib.suppress(Exception), self.store.write(notify=False) as tx:
+                tx.leases.release(LEASE, self.holder)
+
+    async def _sleep(self, stopping: asyncio.Event, seconds: float) -> None:
+        assert self._wake is not None
+        waits = [asyncio.ensure_future(self._wake.wait()),
+                 asyncio.ensure_future(stopping.wait())]
+        await asyncio.wait(waits, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+        for w in waits:
+            w.cancel()
+        self._wake.clear()
+
+    def _hold_lease(self) -> bool:
+        now = time.time()
+        if now < self._lease_until - self.lease_seconds * 2 / 3:
+            return True
+        with self.store.write(notify=False) as tx:
+            held = tx.leases.acquire(LEASE, self.holder, now, self.lease_seconds)
+        self._lease_until = now + self.lease_seconds if held else 0.0
+        return held
+
+    async def recover(self) -> None:
+        """Adopt replicas that outlived the previous server; forget the ones that did not."""
+        with self.store.read() as tx:
+            rows = tx.replicas.all()
+        known = {r.id: r.port for r in rows if r.state in S.has_process()}
+        await self.runtime.recover(known)
+        observed = await self.runtime.observe()
+        now = self.clock()
+        lost = [r for r in rows if r.state in S.has_process()
+                and not (r.id in observed and observed[r.id].alive)]
+        with self.store.write(notify=False) as tx:
+            for r in lost:
+                tx.replicas.delete(r.id)
+                tx.events.add(Event(deployment_id=r.deployment_id, at=now, kind="Replica",
+                                    reason="Lost", replica_id=r.id,
+                                    message="process ended while the control plane was down"))
+        adopted = len(known) - len(lost)
+        if rows:
+            log.info("recovered: %d replicas adopted, %d lost", adopted, len(lost))
+
+    async def tick(self) -> None:
+        now = self.clock()
+        observed = await self.runtime.observe()
+        with self.store.read() as tx:
+            deployments = tx.deployments.active()
+            rows = tx.replicas.all()
+            open_tasks = tx.tasks.open()
+        by_deployment: dict[str, list[Replica]] = {}
+        for r in rows:
+            by_deployment.setdefault(r.deployment_id, []).append(r)
+        tasks: dict[str, list[Task]] = {}
+        for t in open_tasks:
+            tasks.setdefault(t.deployment_id, []).append(t)
+        in_use = {i for r in rows if r.state != S.STOPPED for i in r.gpus}
+        verdicts = {rid: p.verdict() for rid, (_pid, p) in self.probers.items()}
+        for d in deployments:
+            try:
+                result = reconcile_deployment(
+                    d, by_deployment.get(d.id, []), tasks.get(d.id, []), observed, verdicts,
+                    in_use, self.facts, self.policy, now)
+                await self._apply(result)
+            except Exception:
+                log.exception("reconciling %s/%s failed", d.project, d.name)
+        await self._sync_probers(deployments)
+
+    async def _apply(self, result: Reconciliation) -> None:
+        d = result.deployment
+        if result.changed:
+            with self.store.write(notify=False) as tx:
+                for r in result.replicas:
+                    (tx.replicas.insert if r.id in result.inserted else tx.replicas.save)(r)
+                for rid in result.deleted:
+                    tx.replicas.delete(rid)
+                for e in result.events:
+                    tx.events.add(e)
+                for t in result.tasks:
+                    tx.tasks.save(t)
+                tx.deployments.save(d)
+        for rid, signal in result.signals:
+            await self.runtime.signal(rid, kill=signal.value == "KILL")
+        for rid in result.forget:
+            await self.runtime.forget(rid)
+        for r in result.launch:
+            await self._launch(d, r)
+        if d.status == DeploymentStatus.DELETED and result.changed:
+            self.runtime.purge_logs(d.id)
+
+    async def _launch(self, d: Deployment, r: Replica) -> None:
+        now = self.clock()
+        try:
+            if r.state == S.BACKOFF:
+                await self.runtime.forget(r.id)
+            started = await self.runtime.start(launch_spec(d, r))
+        except Exception as exc:
+            log.warning("could not start replica %s: %s", r.id, exc)
+            failed = crash(r, f"could not start: {exc}", None, self.policy, now)
+            event = Event(deployment_id=d.id, at=now, kind="Replica", reason="StartFailed",
+                          message=failed.reason, replica_id=r.id)
+        else:
+            failed = replace(move(r, S.STARTING, "process started", now), pid=started.pid,
+                             port=started.port, started_at=now, exit_code=None, ready=False,
+                             next_start_at=None)
+            event = Event(deployment_id=d.id, at=now, kind="Replica", reason="Launched",
+                          message=f"pid {started.pid}, port {started.port}"
+                          + (f", GPUs {','.join(map(str, r.gpus))}" if r.gpus else ""),
+                          replica_id=r.id)
+        with self.store.write(notify=False) as tx:
+            tx.replicas.save(failed)
+            tx.events.add(event)
+
+    async def _sync_probers(self, deployments: list[Deployment]) -> None:
+        """One prober per running replica process; none for anything else."""
+        assert self._http is not None
+        specs = {d.id: d for d in deployments}
+        with self.store.read() as tx:
+            rows = [r for r in tx.replicas.all() if r.state in (S.STARTING, S.RUNNING)]
+        wanted = {r.id: r for r in rows if r.deployment_id in specs and r.port is not None}
+        for rid, (pid, prober) in list(self.probers.items()):
+            if rid not in wanted or wanted[rid].pid != pid:
+                await prober.stop()
+                del self.probers[rid]
+        for rid, r in wanted.items():
+            if rid in self.probers:
+                continue
+            d = specs[r.deployment_id]
+            assert r.port is not None
+            env = {**os.environ, **replica_envs(d), "PORT": str(r.port),
+                   "BERTH_REPLICA_ID": r.id}
+            target = ProbeTarget(host="127.0.0.1", port=r.port,
+                                 listening_port=d.spec.listening_port, env=env)
+            prober = ReplicaProber(effective_probes(d.spec), target, self._http,
+                                   started=r.state == S.RUNNING, ready=r.ready,
+                                   on_change=self.wake)
+            prober.start()
+            self.probers[rid] = (r.pid, prober)
+
+    def verdict(self, rid: str) -> ProbeVerdict | None:
+        entry = self.probers.get(rid)
+        return entry[1].verdict() if entry else None

@@ -1,0 +1,105 @@
+"""The rollout plan: which replicas to create, launch, drain and stop. Pure."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from berth.controller.policy import Policy
+from berth.domain.records import Deployment, Replica
+from berth.domain.spec import DeploymentSpec
+from berth.domain.status import DesiredState, ReplicaState
+
+S = ReplicaState
+UNSCHEDULABLE = "Unschedulable"
+
+
+@dataclass
+class Plan:
+    create: list[str] = field(default_factory=list)  # regions, one entry per new replica
+    launch: list[str] = field(default_factory=list)  # replica ids to (re)start now
+    drain: list[tuple[str, str]] = field(default_factory=list)  # (replica id, why)
+    stop: list[tuple[str, str]] = field(default_factory=list)  # not serving: stop at once
+    halt: str = ""  # the rollout of the current template must stop, and why
+
+
+def desired_replicas(spec: DeploymentSpec) -> dict[str, int]:
+    """Replicas wanted per region until the autoscaler says otherwise: the scale minimum."""
+    return {c.region: c.scale.min for c in spec.containers}
+
+
+def crash_looping(replicas: list[Replica], policy: Policy) -> Replica | None:
+    return next((r for r in replicas if r.failures >= policy.crash_loop_threshold), None)
+
+
+def plan_deployment(d: Deployment, replicas: list[Replica], targets: dict[str, int],
+                    policy: Policy, now: datetime) -> Plan:
+    plan = Plan()
+    live = [r for r in replicas if r.state in S.live()]
+    if d.desired != DesiredState.RUNNING:
+        why = "deployment stopped" if d.desired == DesiredState.STOPPED else "deployment deleted"
+        for r in live:
+            (plan.drain if r.ready else plan.stop).append((r.id, why))
+        return plan
+    template = d.template
+    current = [r for r in live if r.template == template]
+    old = [r for r in live if r.template != template]
+    old_ready = [r for r in old if r.ready]
+    halted = d.halted_template == template
+    if not halted and old_ready:
+        looping = crash_looping(current, policy)
+        overdue = (now - d.updated_at).total_seconds() > policy.progress_deadline
+        if looping is not None:
+            plan.halt = (f"rollout of generation {d.generation} halted: replica {looping.id} "
+                         f"{looping.last_error} ({looping.restarts} restarts)")
+        elif overdue and current and not all(r.ready for r in current):
+            plan.halt = (f"rollout of generation {d.generation} halted: not ready within "
+                         f"{policy.progress_deadline:g}s")
+        halted = bool(plan.halt)
+    if halted:
+        plan.stop += [(r.id, "rollout halted") for r in current]
+        plan.launch += [r.id for r in old if _due(r, now)]
+        return plan
+    for region in sorted({c.region for c in d.spec.containers} | {r.region for r in live}):
+        _plan_region(plan, region, targets.get(region, 0),
+                     [r for r in current if r.region == region],
+                     [r for r in old if r.region == region], now)
+    return plan
+
+
+def _plan_region(plan: Plan, region: str, target: int, current: list[Replica],
+                 old: list[Replica], now: datetime) -> None:
+    if len(current) < target:
+        plan.create += [region] * (target - len(current))
+    elif len(current) > target:
+        # Prefer removing replicas that serve nothing, then the newest.
+        newest_first = sorted(current, key=lambda r: r.created_at, reverse=True)
+        order = sorted(newest_first, key=lambda r: (r.ready, r.state == S.RUNNING))
+        extra = order[: len(current) - target]
+        for r in extra:
+            (plan.drain if r.ready else plan.stop).append((r.id, "scaled down"))
+        current = [r for r in current if r not in extra]
+    plan.launch += [r.id for r in current if _due(r, now)]
+    # Retire the old template without ever dropping below the ready count we need.
+    plan.stop += [(r.id, "replaced by a new generation") for r in old if not r.ready]
+    old_ready = sorted((r for r in old if r.ready), key=lambda r: r.created_at)
+    ready_total = sum(r.ready for r in current) + len(old_ready)
+    excess = ready_total - target
+    if not old_ready:
+        return
+    if excess > 0:
+        for r in old_ready[:excess]:
+            plan.drain.append((r.id, "replaced by a new generation"))
+        return
+    stuck = any(r.state == S.PENDING and r.reason.startswith(UNSCHEDULABLE) for r in current)
+    starting = any(r.state in (S.STARTING, S.BACKOFF) or (r.state == S.RUNNING and not r.ready)
+                   for r in current)
+    if stuck and not starting:
+        # No capacity to surge (e.g. every GPU is taken): free one old replica's place.
+        plan.drain.append((old_ready[0].id, "making room for the new generation"))
+
+
+def _due(r: Replica, now: datetime) -> bool:
+    if r.state == S.PENDING:
+        return True
+    return r.state == S.BACKOFF and (r.next_start_at is None or r.next_start_at <= now)

@@ -1,0 +1,161 @@
+"""reconcile_deployment: one deployment's whole decision for one tick. Pure.
+
+Steps each replica's lifecycle, plans the rollout, places and prepares launches, rolls the
+status up and settles tasks. The loop applies the result: rows, events, signals, launches.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+
+from berth.controller.lifecycle import Note, Signal, move, step_replica
+from berth.controller.placement import gpu_request, place
+from berth.controller.plan import UNSCHEDULABLE, desired_replicas, plan_deployment
+from berth.controller.policy import Policy
+from berth.controller.rollup import roll_up, task_outcome
+from berth.domain.platform import PlatformFacts
+from berth.domain.records import Deployment, Event, Replica, Task
+from berth.domain.status import (
+    IllegalTransition,
+    ReplicaState,
+    check_deployment_transition,
+    check_task_transition,
+)
+from berth.probes.tracker import ProbeVerdict
+from berth.runtime.base import ProcessObservation
+
+S = ReplicaState
+
+
+@dataclass
+class Reconciliation:
+    deployment: Deployment
+    replicas: list[Replica]  # every row after this tick (saved or inserted)
+    inserted: set[str] = field(default_factory=set)
+    deleted: list[str] = field(default_factory=list)
+    events: list[Event] = field(default_factory=list)
+    tasks: list[Task] = field(default_factory=list)  # tasks whose state changed
+    signals: list[tuple[str, Signal]] = field(default_factory=list)
+    forget: list[str] = field(default_factory=list)
+    launch: list[Replica] = field(default_factory=list)  # rows to start a process for
+    changed: bool = False
+
+
+def reconcile_deployment(
+    d: Deployment, rows: list[Replica], tasks: list[Task],
+    observed: dict[str, ProcessObservation], verdicts: dict[str, ProbeVerdict],
+    gpus_in_use: set[int], facts: PlatformFacts, policy: Policy, now: datetime,
+) -> Reconciliation:
+    before = {r.id: r for r in rows}
+    original = d
+    out = Reconciliation(deployment=replace(d), replicas=[])
+    d = out.deployment
+
+    def note(r: Replica, n: Note) -> None:
+        out.events.append(Event(deployment_id=d.id, at=now, kind="Replica", reason=n.reason,
+                                message=n.message, replica_id=r.id))
+
+    current: dict[str, Replica] = {}
+    for r in rows:
+        keep = ProbeVerdict(started=r.state == S.RUNNING, ready=r.ready)
+        step = step_replica(r, observed.get(r.id), verdicts.get(r.id, keep), policy, now)
+        for n in step.notes:
+            note(r, n)
+        if step.signal:
+            out.signals.append((r.id, step.signal))
+        if step.forget:
+            out.forget.append(r.id)
+        if step.delete:
+            out.deleted.append(r.id)
+        else:
+            current[r.id] = step.replica
+
+    targets = desired_replicas(d.spec)
+    plan = plan_deployment(d, list(current.values()), targets, policy, now)
+    if plan.halt:
+        d.halted_template, d.halted_reason = d.template, plan.halt
+        out.events.append(Event(deployment_id=d.id, at=now, kind="Rollout",
+                                reason="RolloutHalted", message=plan.halt))
+    for rid, why in plan.drain:
+        r = current[rid]
+        deadline = now + timedelta(seconds=policy.drain_seconds)
+        current[rid] = replace(move(r, S.DRAINING, f"draining: {why}", now), ready=False,
+                               state_deadline=deadline)
+        note(r, Note("Draining", why))
+    for rid, why in plan.stop:
+        r = current[rid]
+        if r.state in (S.STARTING, S.RUNNING):
+            deadline = now + timedelta(seconds=policy.stop_grace)
+            current[rid] = replace(move(r, S.STOPPING, f"stopping: {why}", now), ready=False,
+                                   state_deadline=deadline)
+            out.signals.append((rid, Signal.TERM))
+        else:
+            current[rid] = move(r, S.STOPPED, f"stopped: {why}", now)
+            out.forget.append(rid)
+        note(r, Note("Stopping", why))
+    for region in plan.create:
+        rid = f"{d.name}-{secrets.token_hex(3)}"
+        r = Replica(id=rid, deployment_id=d.id, region=region, template=d.template,
+                    generation=d.generation, state=S.PENDING, reason="created", since=now,
+                    created_at=now)
+        current[rid] = r
+        out.inserted.add(rid)
+        note(r, Note("Created", f"generation {d.generation} in region {region}"))
+        plan.launch.append(rid)
+
+    request = gpu_request(d.spec, facts)
+    for rid in plan.launch:
+        r = current[rid]
+        gpus = r.gpus or place(request, facts.gpus, gpus_in_use)
+        if isinstance(gpus, str):
+            reason = f"{UNSCHEDULABLE}: {gpus}"
+            if r.reason != reason:
+                current[rid] = replace(r, reason=reason)
+                note(r, Note(UNSCHEDULABLE, gpus))
+            continue
+        gpus_in_use.update(gpus)
+        current[rid] = replace(r, gpus=list(gpus))
+        out.launch.append(current[rid])
+    for r in current.values():
+        if r.state == S.STOPPED:
+            gpus_in_use.difference_update(r.gpus)
+
+    _settle(out, d, current, tasks, targets, policy, now)
+    out.replicas = list(current.values())
+    out.changed = bool(
+        out.deleted or out.inserted or out.events or out.tasks or d != original
+        or any(before.get(r.id) != r for r in out.replicas))
+    return out
+
+
+def _settle(out: Reconciliation, d: Deployment, current: dict[str, Replica], tasks: list[Task],
+            targets: dict[str, int], policy: Policy, now: datetime) -> None:
+    remaining = [r for r in current.values() if r.state != S.STOPPED]
+    rollup = roll_up(d, remaining, targets, policy)
+    if rollup.status != d.status or rollup.reason != d.status_reason:
+        try:
+            check_deployment_transition(d.status, rollup.status)
+        except IllegalTransition as exc:
+            out.events.append(Event(deployment_id=d.id, at=now, kind="Status",
+                                    reason="IllegalTransition", message=str(exc)))
+        else:
+            if rollup.status != d.status:
+                out.events.append(Event(deployment_id=d.id, at=now, kind="Status",
+                                        reason=rollup.status.value, message=rollup.reason))
+                d.status_since = now
+            d.status, d.status_reason = rollup.status, rollup.reason
+    d.containers = rollup.containers
+    if rollup.converged and d.observed_generation != d.generation:
+        d.observed_generation = d.generation
+        out.events.append(Event(deployment_id=d.id, at=now, kind="Rollout", reason="Converged",
+                                message=f"generation {d.generation}: {rollup.reason}"))
+    for task in tasks:
+        outcome = task_outcome(task, d, rollup, policy, now)
+        if (outcome.state, outcome.error, outcome.message) == (task.state, task.error,
+                                                               task.message):
+            continue
+        check_task_transition(task.state, outcome.state)
+        out.tasks.append(replace(task, state=outcome.state, error=outcome.error,
+                                 message=outcome.message, updated_at=now))

@@ -1,0 +1,1 @@
+"""Startup, readiness and liveness probes, run by Berth for runtimes without native probes."""

@@ -1,0 +1,158 @@
+"""`berth serve`: API, controller (and, later, the gateway) in one process."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import sys
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+
+import psutil
+import uvicorn
+from fastapi import FastAPI
+
+from berth.api.app import create_app
+from berth.catalog import CATALOG
+from berth.controller.loop import Controller, utcnow
+from berth.controller.policy import Policy
+from berth.domain.platform import PlatformFacts, Region, machine_flavors
+from berth.runtime.gpus import detect_gpus
+from berth.runtime.process import ProcessRuntime
+from berth.services.deployments import DeploymentService
+from berth.services.tasks import TaskService
+from berth.services.tokens import TokenService
+from berth.settings import Settings
+from berth.store.engine import Store
+
+log = logging.getLogger("berth")
+
+
+def machine_facts(settings: Settings) -> PlatformFacts:
+    cpus = os.cpu_count() or 1
+    memory = psutil.virtual_memory().total
+    gpus = detect_gpus(settings.gpus)
+    return PlatformFacts(
+        regions={"local": Region("local", "process", runs_images=False)},
+        cpus=cpus, memory_bytes=memory, gpus=gpus, catalog=frozenset(CATALOG),
+        max_threads=settings.max_thread_count, flavors=machine_flavors(cpus, memory, gpus))
+
+
+def owner_id(settings: Settings) -> str:
+    """A stable id for this data directory, stamped on every replica process."""
+    path = settings.data_dir / "owner-id"
+    if not path.exists():
+        path.write_text(uuid.uuid4().hex + "\n")
+    return path.read_text().strip()
+
+
+def configure_logging(settings: Settings) -> None:
+    fmt = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+    root = logging.getLogger()
+    root.setLevel(logging.INFO)
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    for handler in (logging.StreamHandler(sys.stderr),
+                    logging.FileHandler(settings.data_dir / "berth.log")):
+        handler.setFormatter(fmt)
+        root.addHandler(handler)
+
+
+def port_free(host: str, port: int) -> bool:
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+class ControllerThread:
+    """The controller runs on its own event loop so API load never delays it (and back)."""
+
+    def __init__(self, controller: Controller) -> None:
+        self.controller = controller
+        self._loop = asyncio.new_event_loop()
+        self._stopping: asyncio.Event | None = None
+        self._thread = threading.Thread(target=self._main, name="berth-controller", daemon=True)
+        self._ready = threading.Event()
+
+    def _main(self) -> None:
+        asyncio.set_event_loop(self._loop)
+
+        async def body() -> None:
+            self._stopping = asyncio.Event()
+            self._ready.set()
+            await self.controller.run(self._stopping)
+
+        self._loop.run_until_complete(body())
+
+    def start(self) -> None:
+        self._thread.start()
+        self._ready.wait(10)
+
+    def stop(self) -> None:
+        if self._stopping is not None:
+            self._loop.call_soon_threadsafe(self._stopping.set)
+        self._thread.join(30)
+
+
+@dataclass
+class Server:
+    settings: Settings
+    store: Store
+    runtime: ProcessRuntime
+    controller: Controller
+    app: FastAPI
+
+
+def build(settings: Settings) -> Server:
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    store = Store(settings.db_url)
+    store.migrate()
+    facts = machine_facts(settings)
+    runtime = ProcessRuntime(settings.runtime_dir, settings.logs_dir, owner_id(settings))
+    tokens = TokenService(store)
+    if tokens.ensure_admin_token(settings.token_file, utcnow()):
+        log.info("created a new admin token")
+    controller = Controller(store, runtime, facts, Policy.from_settings(settings),
+                            tick_seconds=settings.tick_seconds,
+                            lease_seconds=settings.lease_seconds)
+    store.subscribe(controller.wake)
+    app = create_app(deployments_service=DeploymentService(store, facts, utcnow),
+                     tasks=TaskService(store), tokens=tokens, runtime=runtime, facts=facts)
+    return Server(settings, store, runtime, controller, app)
+
+
+def run_server(settings: Settings) -> None:
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    configure_logging(settings)
+    for what, port in (("API", settings.port), ("gateway", settings.gateway_port)):
+        if port and not port_free(settings.host, port):
+            raise SystemExit(f"berth: {what} port {settings.host}:{port} is already in use; "
+                             f"choose another with --{'port' if what == 'API' else 'gateway-port'}")
+    server = build(settings)
+    background = ControllerThread(server.controller)
+    background.start()
+    config = uvicorn.Config(server.app, host=settings.host, port=settings.port,
+                            access_log=False, log_level="warning", lifespan="off")
+    api = uvicorn.Server(config)
+    print(f"Berth API        http://{settings.host}:{settings.port}  (docs: /docs)", flush=True)
+    print(f"Gateway port     {settings.gateway_port} (reserved for the data plane)", flush=True)
+    print(f"Data directory   {settings.data_dir.resolve()}", flush=True)
+    print(f"Admin token      {settings.token_file.resolve()}", flush=True)
+    started = time.monotonic()
+    try:
+        api.run()
+    finally:
+        log.info("shutting down after %.0fs: stopping the controller and replicas",
+                 time.monotonic() - started)
+        background.stop()
+        with contextlib.suppress(Exception):
+            asyncio.run(server.runtime.shutdown(settings.stop_grace_seconds))
+        server.store.close()

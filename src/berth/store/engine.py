@@ -1,0 +1,103 @@
+"""The Store: engine, migrations, and transactions that hand out repositories."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Connection, create_engine, event
+from sqlalchemy.engine import Engine
+
+from berth.store.deployments import DeploymentRepo
+from berth.store.replicas import ReplicaRepo
+from berth.store.tasks import EventRepo, TaskRepo
+from berth.store.tokens import LeaseRepo, TokenRepo
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+class Tx:
+    """Repositories bound to one connection (one transaction)."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+        self.deployments = DeploymentRepo(conn)
+        self.replicas = ReplicaRepo(conn)
+        self.tasks = TaskRepo(conn)
+        self.events = EventRepo(conn)
+        self.tokens = TokenRepo(conn)
+        self.leases = LeaseRepo(conn)
+
+
+def _sqlite_engine(url: str) -> Engine:
+    engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        dbapi_conn.isolation_level = None  # we issue BEGIN ourselves
+        cursor = dbapi_conn.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        # Writers take the write lock up front, so two writers queue on busy_timeout
+        # instead of failing when a read snapshot would need upgrading.
+        immediate = conn.get_execution_options().get("berth_write", False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+    return engine
+
+
+class Store:
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.is_sqlite = url.startswith("sqlite")
+        if self.is_sqlite:
+            path = url.removeprefix("sqlite:///")
+            if path and path != ":memory:":
+                Path(path).parent.mkdir(parents=True, exist_ok=True)
+            self.engine = _sqlite_engine(url)
+        else:
+            self.engine = create_engine(url, pool_pre_ping=True)
+        self._listeners: list[Callable[[], None]] = []
+        self._lock = threading.Lock()
+
+    def migrate(self) -> None:
+        cfg = Config()
+        cfg.set_main_option("script_location", str(MIGRATIONS))
+        with self.engine.connect() as conn:
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, "head")
+            conn.commit()
+
+    @contextmanager
+    def read(self) -> Iterator[Tx]:
+        with self.engine.connect() as conn:
+            yield Tx(conn)
+            conn.rollback()
+
+    @contextmanager
+    def write(self, notify: bool = True) -> Iterator[Tx]:
+        """One write transaction; listeners hear of it after commit."""
+        with self.engine.connect().execution_options(berth_write=True) as conn, conn.begin():
+            yield Tx(conn)
+        if notify:
+            for listener in list(self._listeners):
+                listener()
+
+    def subscribe(self, listener: Callable[[], None]) -> None:
+        """Called after each committed write (in the writer's thread)."""
+        with self._lock:
+            self._listeners.append(listener)
+
+    def close(self) -> None:
+        self.engine.dispose()

@@ -1,0 +1,140 @@
+"""Tables. Alembic migrations in `migrations/versions` create and evolve them."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    DateTime,
+    Dialect,
+    Float,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    TypeDecorator,
+)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC datetimes on every backend (SQLite stores naive text)."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        assert isinstance(value, datetime)
+        return value.replace(tzinfo=UTC)
+
+
+metadata = MetaData()
+
+deployments = Table(
+    "deployments", metadata,
+    Column("id", String(36), primary_key=True),
+    Column("project", String(64), nullable=False),
+    Column("name", String(64), nullable=False),
+    Column("spec", JSON, nullable=False),
+    Column("generation", Integer, nullable=False),
+    Column("desired", String(16), nullable=False),
+    Column("restart_nonce", Integer, nullable=False, default=0),
+    Column("status", String(32), nullable=False),
+    Column("status_reason", Text, nullable=False, default=""),
+    Column("status_since", UTCDateTime, nullable=True),
+    Column("observed_generation", Integer, nullable=False, default=0),
+    Column("containers", JSON, nullable=False),
+    Column("halted_template", String(32), nullable=False, default=""),
+    Column("halted_reason", Text, nullable=False, default=""),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Column("deleted_at", UTCDateTime, nullable=True),
+)
+Index("ix_deployments_project_name", deployments.c.project, deployments.c.name)
+Index(
+    "uq_deployments_live_name", deployments.c.project, deployments.c.name, unique=True,
+    sqlite_where=deployments.c.deleted_at.is_(None),
+    postgresql_where=deployments.c.deleted_at.is_(None),
+)
+
+replicas = Table(
+    "replicas", metadata,
+    Column("id", String(40), primary_key=True),
+    Column("deployment_id", String(36), nullable=False, index=True),
+    Column("region", String(64), nullable=False),
+    Column("template", String(32), nullable=False),
+    Column("generation", Integer, nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("reason", Text, nullable=False, default=""),
+    Column("since", UTCDateTime, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("ready", Boolean, nullable=False, default=False),
+    Column("port", Integer, nullable=True),
+    Column("pid", Integer, nullable=True),
+    Column("gpus", JSON, nullable=False),
+    Column("restarts", Integer, nullable=False, default=0),
+    Column("failures", Integer, nullable=False, default=0),
+    Column("started_at", UTCDateTime, nullable=True),
+    Column("ready_at", UTCDateTime, nullable=True),
+    Column("next_start_at", UTCDateTime, nullable=True),
+    Column("state_deadline", UTCDateTime, nullable=True),
+    Column("exit_code", Integer, nullable=True),
+    Column("last_error", Text, nullable=False, default=""),
+)
+
+tasks = Table(
+    "tasks", metadata,
+    Column("id", String(36), primary_key=True),
+    Column("kind", String(16), nullable=False),
+    Column("project", String(64), nullable=False),
+    Column("deployment_id", String(36), nullable=False),
+    Column("deployment_name", String(64), nullable=False),
+    Column("generation", Integer, nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Column("error", Text, nullable=False, default=""),
+    Column("message", Text, nullable=False, default=""),
+)
+Index("ix_tasks_open", tasks.c.state, tasks.c.deployment_id)
+
+events = Table(
+    "events", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("deployment_id", String(36), nullable=False),
+    Column("at", UTCDateTime, nullable=False),
+    Column("kind", String(40), nullable=False),
+    Column("reason", String(80), nullable=False),
+    Column("message", Text, nullable=False),
+    Column("replica_id", String(40), nullable=False, default=""),
+    Column("data", JSON, nullable=False),
+)
+Index("ix_events_deployment", events.c.deployment_id, events.c.id)
+
+tokens = Table(
+    "tokens", metadata,
+    Column("id", String(36), primary_key=True),
+    Column("name", String(64), nullable=False, unique=True),
+    Column("kind", String(16), nullable=False),
+    Column("hash", String(64), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+
+leases = Table(
+    "leases", metadata,
+    Column("name", String(64), primary_key=True),
+    Column("holder", String(64), nullable=False),
+    Column("expires_at", Float, nullable=False),
+)
