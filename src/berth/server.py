@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import signal
 import socket
 import sys
 import threading
@@ -129,6 +130,10 @@ def build(settings: Settings) -> Server:
     return Server(settings, store, runtime, controller, app)
 
 
+def _exit_on_signal(signum: int, _frame: object) -> None:
+    raise SystemExit(0)
+
+
 def run_server(settings: Settings) -> None:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     configure_logging(settings)
@@ -147,6 +152,10 @@ def run_server(settings: Settings) -> None:
     print(f"Data directory   {settings.data_dir.resolve()}", flush=True)
     print(f"Admin token      {settings.token_file.resolve()}", flush=True)
     started = time.monotonic()
+    # uvicorn shuts down gracefully on SIGINT/SIGTERM and then re-raises the signal with the
+    # handler found at start; make that handler an exception so the replicas are stopped too.
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, _exit_on_signal)
     try:
         api.run()
     finally:

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 from berth.api.v1.models import (
-    ContainerOut,
     DeploymentOut,
-    DeployStatus,
     EventOut,
     FlavorOut,
     GpuOut,
@@ -23,22 +22,29 @@ from berth.domain.units import format_size
 from berth.runtime.base import LogLine, ReplicaStats
 
 
-def deployment_out(d: Deployment, address: str | None = None) -> DeploymentOut:
-    body = d.spec.model_dump(by_alias=True)
+def deployment_body(d: Deployment, address: str | None = None) -> dict[str, Any]:
+    """The `DeploymentOut` shape as plain JSON data, built without re-validating the spec."""
+    body = d.spec.model_dump(mode="json", by_alias=True)
     status_by_region = {c.region: c for c in d.containers}
-    containers = []
-    for c in d.spec.containers:
-        st = status_by_region.get(c.region)
-        containers.append(ContainerOut(
-            region=c.region, scale=c.scale,
-            deploy_status=DeployStatus(ready=st.ready if st else 0, total=st.total if st else 0),
-            error_message=st.error if st else ""))
-    body["containers"] = containers
+    for container in body["containers"]:
+        st = status_by_region.get(container["region"])
+        container["deploy_status"] = {"ready": st.ready if st else 0,
+                                      "total": st.total if st else 0}
+        container["error_message"] = st.error if st else ""
     body.update(id=d.id, project=d.project, generation=d.generation,
-                observed_generation=d.observed_generation, desired_state=d.desired,
-                status=d.status, status_reason=d.status_reason, status_since=d.status_since,
-                address=address, created_at=d.created_at, updated_at=d.updated_at)
-    return DeploymentOut.model_validate(body)
+                observed_generation=d.observed_generation, desired_state=d.desired.value,
+                status=d.status.value, status_reason=d.status_reason,
+                status_since=_iso(d.status_since), address=address,
+                created_at=_iso(d.created_at), updated_at=_iso(d.updated_at))
+    return body
+
+
+def deployment_out(d: Deployment, address: str | None = None) -> DeploymentOut:
+    return DeploymentOut.model_validate(deployment_body(d, address))
+
+
+def _iso(at: datetime | None) -> str | None:
+    return at.isoformat().replace("+00:00", "Z") if at is not None else None
 
 
 def task_out(t: Task) -> TaskOut:

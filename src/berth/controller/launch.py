@@ -35,6 +35,9 @@ def launch_spec(d: Deployment, r: Replica) -> LaunchSpec:
     command = d.spec.command
     if command is None:
         command = CATALOG[d.spec.image].command()
+    envs = replica_envs(d)
+    if not r.gpus:
+        envs["CUDA_VISIBLE_DEVICES"] = ""  # GPUs go only to replicas that were given them
     return LaunchSpec(replica_id=r.id, deployment_id=d.id, command=list(command),
-                      envs=replica_envs(d), listening_port=d.spec.listening_port,
+                      envs=envs, listening_port=d.spec.listening_port,
                       gpus=tuple(r.gpus))

@@ -6,13 +6,16 @@ import asyncio
 import contextlib
 import logging
 import os
+import socket
 import time
 import uuid
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime
+from typing import Protocol
 
 import httpx
+import psutil
 
 from berth.controller.launch import effective_probes, launch_spec, replica_envs
 from berth.controller.lifecycle import crash, move
@@ -28,6 +31,15 @@ from berth.runtime.base import Runtime
 from berth.store.engine import Store
 
 log = logging.getLogger("berth.controller")
+
+
+class Prober(Protocol):
+    def verdict(self) -> ProbeVerdict: ...
+    def start(self) -> None: ...
+    async def stop(self) -> None: ...
+
+
+ProberFactory = Callable[[Deployment, Replica], Prober]
 S = ReplicaState
 LEASE = "controller"
 
@@ -36,11 +48,21 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def _dead_local_holder(holder: str) -> bool:
+    """A lease held by a process of this host that no longer exists (e.g. after kill -9)."""
+    host, _, rest = holder.partition(":")
+    pid = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid.isdigit() or int(pid) == os.getpid():
+        return False
+    return not psutil.pid_exists(int(pid))
+
+
 class Controller:
     def __init__(
         self, store: Store, runtime: Runtime, facts: PlatformFacts, policy: Policy, *,
         tick_seconds: float = 0.5, lease_seconds: float = 10.0,
         clock: Callable[[], datetime] = utcnow,
+        prober_factory: ProberFactory | None = None,
     ) -> None:
         self.store = store
         self.runtime = runtime
@@ -49,8 +71,9 @@ class Controller:
         self.tick_seconds = tick_seconds
         self.lease_seconds = lease_seconds
         self.clock = clock
-        self.holder = f"{os.uname().nodename}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
-        self.probers: dict[str, tuple[int | None, ReplicaProber]] = {}
+        self.holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        self.probers: dict[str, tuple[int | None, Prober]] = {}
+        self.prober_factory = prober_factory or self._real_prober
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wake: asyncio.Event | None = None
         self._lease_until = 0.0
@@ -104,6 +127,11 @@ class Controller:
             return True
         with self.store.write(notify=False) as tx:
             held = tx.leases.acquire(LEASE, self.holder, now, self.lease_seconds)
+            previous = tx.leases.holder(LEASE)
+            if not held and previous is not None and _dead_local_holder(previous):
+                log.info("taking over the controller lease of %s, which is gone", previous)
+                tx.leases.take(LEASE, self.holder, now, self.lease_seconds)
+                held = True
         self._lease_until = now + self.lease_seconds if held else 0.0
         return held
 
@@ -199,7 +227,6 @@ class Controller:
 
     async def _sync_probers(self, deployments: list[Deployment]) -> None:
         """One prober per running replica process; none for anything else."""
-        assert self._http is not None
         specs = {d.id: d for d in deployments}
         with self.store.read() as tx:
             rows = [r for r in tx.replicas.all() if r.state in (S.STARTING, S.RUNNING)]
@@ -211,18 +238,15 @@ class Controller:
         for rid, r in wanted.items():
             if rid in self.probers:
                 continue
-            d = specs[r.deployment_id]
-            assert r.port is not None
-            env = {**os.environ, **replica_envs(d), "PORT": str(r.port),
-                   "BERTH_REPLICA_ID": r.id}
-            target = ProbeTarget(host="127.0.0.1", port=r.port,
-                                 listening_port=d.spec.listening_port, env=env)
-            prober = ReplicaProber(effective_probes(d.spec), target, self._http,
-                                   started=r.state == S.RUNNING, ready=r.ready,
-                                   on_change=self.wake)
+            prober = self.prober_factory(specs[r.deployment_id], r)
             prober.start()
             self.probers[rid] = (r.pid, prober)
 
-    def verdict(self, rid: str) -> ProbeVerdict | None:
-        entry = self.probers.get(rid)
-        return entry[1].verdict() if entry else None
+    def _real_prober(self, d: Deployment, r: Replica) -> Prober:
+        assert r.port is not None and self._http is not None
+        env = {**os.environ, **replica_envs(d), "PORT": str(r.port), "BERTH_REPLICA_ID": r.id}
+        target = ProbeTarget(host="127.0.0.1", port=r.port,
+                             listening_port=d.spec.listening_port, env=env)
+        return ReplicaProber(effective_probes(d.spec), target, self._http,
+                             started=r.state == S.RUNNING, ready=r.ready, on_change=self.wake)
+

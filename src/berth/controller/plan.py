@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from berth.controller.lifecycle import unrunnable
 from berth.controller.policy import Policy
 from berth.domain.records import Deployment, Replica
 from berth.domain.spec import DeploymentSpec
@@ -29,7 +30,9 @@ def desired_replicas(spec: DeploymentSpec) -> dict[str, int]:
 
 
 def crash_looping(replicas: list[Replica], policy: Policy) -> Replica | None:
-    return next((r for r in replicas if r.failures >= policy.crash_loop_threshold), None)
+    """A replica failing over and over; a command that cannot run at all fails at once."""
+    return next((r for r in replicas if r.failures >= policy.crash_loop_threshold
+                 or (r.failures and unrunnable(r))), None)
 
 
 def plan_deployment(d: Deployment, replicas: list[Replica], targets: dict[str, int],

@@ -123,7 +123,8 @@ def reconcile_deployment(
             gpus_in_use.difference_update(r.gpus)
 
     _settle(out, d, current, tasks, targets, policy, now)
-    out.replicas = list(current.values())
+    out.deleted += [r.id for r in current.values() if r.state == S.STOPPED]
+    out.replicas = [r for r in current.values() if r.state != S.STOPPED]
     out.changed = bool(
         out.deleted or out.inserted or out.events or out.tasks or d != original
         or any(before.get(r.id) != r for r in out.replicas))

@@ -9,10 +9,11 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Mapping
 from enum import StrEnum
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 from berth.domain.units import parse_size
 
@@ -171,7 +172,14 @@ class Logging(Model):
 
 
 class DeploymentSpec(Model):
-    """What the user asks for. Everything is stored; later parts act on each field."""
+    """What the user asks for. Everything is stored; later parts act on each field.
+
+    Frozen: a change is a new spec (validated whole), which also keeps the memo of
+    template hashes below true.
+    """
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True)
+    _templates: dict[int, str] = PrivateAttr(default_factory=dict)
 
     name: str = Field(min_length=4, max_length=30)
     description: str = Field(default="", max_length=1000)
@@ -209,7 +217,8 @@ class DeploymentSpec(Model):
     def _envs(cls, value: dict[str, str]) -> dict[str, str]:
         for key in value:
             if not ENV_NAME_RE.match(key):
-                raise ValueError(f"environment variable name {key!r} must match [A-Za-z_][A-Za-z0-9_]*")
+                raise ValueError(
+                    f"environment variable name {key!r} must match [A-Za-z_][A-Za-z0-9_]*")
         return value
 
     @field_validator("labels")
@@ -236,6 +245,9 @@ class DeploymentSpec(Model):
         Scale, autoscaling, auth, routes and descriptions are left out: changing them never
         restarts a replica. The restart nonce is in, so a restart is a rolling replacement.
         """
+        known = self._templates.get(restart_nonce)
+        if known is not None:
+            return known
         rolled = self.model_dump(
             mode="json",
             include={"image", "command", "envs", "listening_port", "credentials_name",
@@ -243,4 +255,11 @@ class DeploymentSpec(Model):
         )
         rolled["restart_nonce"] = restart_nonce
         blob = json.dumps(rolled, sort_keys=True).encode()
-        return hashlib.sha256(blob).hexdigest()[:12]
+        self._templates[restart_nonce] = hashlib.sha256(blob).hexdigest()[:12]
+        return self._templates[restart_nonce]
+
+    def model_copy(self, *, update: Mapping[str, Any] | None = None,
+                   deep: bool = False) -> Self:
+        copied = super().model_copy(update=update, deep=deep)
+        copied._templates = {}
+        return copied

@@ -108,14 +108,15 @@ def _check_resources(spec: DeploymentSpec, facts: PlatformFacts) -> list[Violati
     if threads is not None and threads > facts.max_threads:
         found.append(Violation(f"{where}.threads", "max_threads",
                                f"thread count {threads} exceeds the maximum {facts.max_threads}"))
-    if gpu_type is not None:
-        if not any(gpu_type_matches(gpu_type, m) for m in facts.gpu_models()):
-            available = ", ".join(facts.gpu_models()) or "none"
-            found.append(Violation(f"{where}.gpu_type", "available_gpu_type",
-                                   f"GPU type {gpu_type!r} is not available; available: {available}"))
-            return found
+    models = facts.gpu_models()
+    if gpu_type is not None and not any(gpu_type_matches(gpu_type, m) for m in models):
+        found.append(Violation(f"{where}.gpu_type", "available_gpu_type",
+                               f"GPU type {gpu_type!r} is not available; available: "
+                               f"{', '.join(models) or 'none'}"))
+        return found
     if gpus > 0:
-        matching = [g for g in facts.gpus if gpu_type is None or gpu_type_matches(gpu_type, g.model)]
+        matching = [g for g in facts.gpus
+                    if gpu_type is None or gpu_type_matches(gpu_type, g.model)]
         if gpus > len(matching):
             found.append(Violation(f"{where}.gpus", "max_gpus",
                                    f"{gpus} GPUs requested; at most {len(matching)} "

@@ -74,13 +74,13 @@ class DeploymentService:
         with self.store.read() as tx:
             return self._find(tx, project, name, include_deleted=True)
 
-    def list(
+    def page(
         self, project: str, *, limit: int | None = None, offset: int = 0,
         include_deleted: bool = False,
     ) -> tuple[list[Deployment], int]:
         check_project(project)
         with self.store.read() as tx:
-            items = tx.deployments.list(project, limit=limit, offset=offset,
+            items = tx.deployments.page(project, limit=limit, offset=offset,
                                         include_deleted=include_deleted)
             return items, tx.deployments.count(project, include_deleted=include_deleted)
 

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, func, select
+from sqlalchemy import Connection, Select, Text, func, select, type_coerce
 
 from berth.domain.records import ContainerStatus, Deployment
 from berth.domain.spec import DeploymentSpec
@@ -14,10 +15,32 @@ from berth.domain.status import DeploymentStatus, DesiredState
 from berth.store.schema import deployments as t
 
 
-def _to_record(row: Any) -> Deployment:
+class SpecCache:
+    """Parsed specs by (deployment id, generation): a spec never changes within a generation,
+    so the controller's every-tick reads skip JSON decoding and validation."""
+
+    def __init__(self, limit: int = 100_000) -> None:
+        self.limit = limit
+        self._specs: dict[str, tuple[int, DeploymentSpec]] = {}
+
+    def get(self, deployment_id: str, generation: int, raw: Any) -> DeploymentSpec:
+        hit = self._specs.get(deployment_id)
+        if hit is not None and hit[0] == generation:
+            return hit[1]
+        spec = DeploymentSpec.model_validate(json.loads(raw) if isinstance(raw, str) else raw)
+        if len(self._specs) >= self.limit:
+            self._specs.clear()
+        self._specs[deployment_id] = (generation, spec)
+        return spec
+
+
+_COLUMNS = [type_coerce(c, Text).label("spec") if c.name == "spec" else c for c in t.columns]
+
+
+def _to_record(row: Any, specs: SpecCache) -> Deployment:
     return Deployment(
         id=row.id, project=row.project, name=row.name,
-        spec=DeploymentSpec.model_validate(row.spec),
+        spec=specs.get(row.id, row.generation, row.spec),
         generation=row.generation, desired=DesiredState(row.desired),
         restart_nonce=row.restart_nonce, created_at=row.created_at, updated_at=row.updated_at,
         status=DeploymentStatus(row.status), status_reason=row.status_reason,
@@ -43,8 +66,12 @@ def _to_row(d: Deployment) -> dict[str, Any]:
 
 
 class DeploymentRepo:
-    def __init__(self, conn: Connection) -> None:
+    def __init__(self, conn: Connection, specs: SpecCache) -> None:
         self.conn = conn
+        self.specs = specs
+
+    def _rows(self, query: Select[Any]) -> list[Deployment]:
+        return [_to_record(r, self.specs) for r in self.conn.execute(query)]
 
     def insert(self, d: Deployment) -> None:
         self.conn.execute(t.insert().values(**_to_row(d)))
@@ -53,31 +80,31 @@ class DeploymentRepo:
         self.conn.execute(t.update().where(t.c.id == d.id).values(**_to_row(d)))
 
     def get(self, deployment_id: str) -> Deployment | None:
-        row = self.conn.execute(select(t).where(t.c.id == deployment_id)).first()
-        return _to_record(row) if row else None
+        found = self._rows(select(*_COLUMNS).where(t.c.id == deployment_id))
+        return found[0] if found else None
 
     def by_name(
         self, project: str, name: str, *, include_deleted: bool = False
     ) -> Deployment | None:
         """The live deployment of that name, else (if asked) the most recently deleted one."""
-        query = select(t).where(t.c.project == project, t.c.name == name)
-        row = self.conn.execute(query.where(t.c.deleted_at.is_(None))).first()
-        if row is None and include_deleted:
-            row = self.conn.execute(query.order_by(t.c.deleted_at.desc()).limit(1)).first()
-        return _to_record(row) if row else None
+        query = select(*_COLUMNS).where(t.c.project == project, t.c.name == name)
+        found = self._rows(query.where(t.c.deleted_at.is_(None)))
+        if not found and include_deleted:
+            found = self._rows(query.order_by(t.c.deleted_at.desc()).limit(1))
+        return found[0] if found else None
 
-    def list(
+    def page(
         self, project: str, *, limit: int | None = None, offset: int = 0,
         include_deleted: bool = False,
     ) -> list[Deployment]:
-        query = select(t).where(t.c.project == project).order_by(t.c.created_at, t.c.id)
+        query = select(*_COLUMNS).where(t.c.project == project).order_by(t.c.created_at, t.c.id)
         if not include_deleted:
             query = query.where(t.c.deleted_at.is_(None))
         if limit is not None:
             query = query.limit(limit)
         if offset:
             query = query.offset(offset)
-        return [_to_record(r) for r in self.conn.execute(query)]
+        return self._rows(query)
 
     def count(self, project: str, *, include_deleted: bool = False) -> int:
         query = select(func.count()).select_from(t).where(t.c.project == project)
@@ -87,8 +114,8 @@ class DeploymentRepo:
 
     def active(self) -> list[Deployment]:
         """Every deployment the controller must look after (not yet DELETED)."""
-        query = select(t).where(t.c.deleted_at.is_(None)).order_by(t.c.created_at)
-        return [_to_record(r) for r in self.conn.execute(query)]
+        return self._rows(select(*_COLUMNS).where(t.c.deleted_at.is_(None))
+                          .order_by(t.c.created_at))
 
     def purge_deleted(self, before: datetime) -> int:
         result = self.conn.execute(t.delete().where(t.c.deleted_at < before))

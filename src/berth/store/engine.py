@@ -13,7 +13,7 @@ from alembic.config import Config
 from sqlalchemy import Connection, create_engine, event
 from sqlalchemy.engine import Engine
 
-from berth.store.deployments import DeploymentRepo
+from berth.store.deployments import DeploymentRepo, SpecCache
 from berth.store.replicas import ReplicaRepo
 from berth.store.tasks import EventRepo, TaskRepo
 from berth.store.tokens import LeaseRepo, TokenRepo
@@ -24,9 +24,9 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 class Tx:
     """Repositories bound to one connection (one transaction)."""
 
-    def __init__(self, conn: Connection) -> None:
+    def __init__(self, conn: Connection, specs: SpecCache) -> None:
         self.conn = conn
-        self.deployments = DeploymentRepo(conn)
+        self.deployments = DeploymentRepo(conn, specs)
         self.replicas = ReplicaRepo(conn)
         self.tasks = TaskRepo(conn)
         self.events = EventRepo(conn)
@@ -69,6 +69,7 @@ class Store:
         else:
             self.engine = create_engine(url, pool_pre_ping=True)
         self._listeners: list[Callable[[], None]] = []
+        self._specs = SpecCache()
         self._lock = threading.Lock()
 
     def migrate(self) -> None:
@@ -82,14 +83,14 @@ class Store:
     @contextmanager
     def read(self) -> Iterator[Tx]:
         with self.engine.connect() as conn:
-            yield Tx(conn)
+            yield Tx(conn, self._specs)
             conn.rollback()
 
     @contextmanager
     def write(self, notify: bool = True) -> Iterator[Tx]:
         """One write transaction; listeners hear of it after commit."""
         with self.engine.connect().execution_options(berth_write=True) as conn, conn.begin():
-            yield Tx(conn)
+            yield Tx(conn, self._specs)
         if notify:
             for listener in list(self._listeners):
                 listener()

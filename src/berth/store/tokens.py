@@ -43,5 +43,13 @@ class LeaseRepo:
             return True
         return False
 
+    def holder(self, name: str) -> str | None:
+        row = self.conn.execute(select(lt.c.holder).where(lt.c.name == name)).first()
+        return str(row.holder) if row else None
+
+    def take(self, name: str, holder: str, now: float, ttl: float) -> None:
+        self.conn.execute(lt.update().where(lt.c.name == name)
+                          .values(holder=holder, expires_at=now + ttl))
+
     def release(self, name: str, holder: str) -> None:
         self.conn.execute(lt.delete().where(lt.c.name == name, lt.c.holder == holder))

@@ -19,7 +19,7 @@ from berth.api.v1.models import (
     LogList,
     ReplicaList,
 )
-from berth.api.views import deployment_out, event_out, log_out, replica_out
+from berth.api.views import deployment_body, deployment_out, event_out, log_out, replica_out
 from berth.domain.errors import SpecInvalid, Violation
 from berth.domain.status import DeploymentStatus
 from berth.runtime.base import Runtime
@@ -49,6 +49,15 @@ JsonBody = Annotated[Any, Depends(json_body)]
 IfMatch = Annotated[str | None, Header(alias="If-Match")]
 
 
+class JsonResponse(Response):
+    """Compact JSON of data already in wire shape (no second validation pass)."""
+
+    media_type = "application/json"
+
+    def render(self, content: Any) -> bytes:
+        return json.dumps(content, separators=(",", ":"), ensure_ascii=False).encode()
+
+
 def _svc(request: Request) -> DeploymentService:
     svc: DeploymentService = request.app.state.deployments
     return svc
@@ -73,17 +82,16 @@ def list_(
     limit: Annotated[int | None, Query(ge=1, le=10000)] = None,
     offset: Annotated[int, Query(ge=0)] = 0,
     include_deleted: bool = False,
-) -> DeploymentList:
-    items, count = _svc(request).list(project, limit=limit, offset=offset,
+) -> Response:
+    items, count = _svc(request).page(project, limit=limit, offset=offset,
                                       include_deleted=include_deleted)
-    return DeploymentList(items=[deployment_out(d) for d in items], count=count)
+    return JsonResponse({"items": [deployment_body(d) for d in items], "count": count})
 
 
 @router.get("/{name}", response_model=DeploymentOut, summary="Get a deployment")
-def get(project: str, name: str, request: Request, response: Response) -> DeploymentOut:
+def get(project: str, name: str, request: Request) -> Response:
     d = _svc(request).get(project, name)
-    response.headers["ETag"] = f'"{d.generation}"'
-    return deployment_out(d)
+    return JsonResponse(deployment_body(d), headers={"ETag": f'"{d.generation}"'})
 
 
 @router.put("/{name}", status_code=202, response_model=Accepted, openapi_extra=SPEC_BODY,
@@ -170,6 +178,5 @@ async def logs(
                 current = await run_in_threadpool(svc.get, project, name)
                 if current.status == DeploymentStatus.DELETED:
                     return
-                yield b""
 
     return StreamingResponse(stream(), media_type="application/x-ndjson")

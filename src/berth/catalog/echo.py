@@ -1,0 +1,272 @@
+"""catalog/echo: a tiny, fast HTTP model server that echoes its input.
+
+    POST /predict          {"echo": <body>, "replica": ID}
+    POST /predict/stream   one server-sent event per top-level key, then [DONE]
+    GET  /healthz          {"status": "ok"}, or 503 while $ECHO_UNHEALTHY_FILE exists
+
+Environment: PORT (8080), ECHO_HOST (127.0.0.1), BERTH_REPLICA_ID, ECHO_DELAY_MS (per
+answer, and between stream events), ECHO_STARTUP_DELAY_MS (before binding the port).
+Raw asyncio + httptools: requests on a connection are answered in order (pipelining),
+without a task unless an answer has to wait.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import sys
+from collections import deque
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
+from http import HTTPStatus
+from typing import Any, cast
+
+import httptools
+
+_JSON = b"application/json"
+_MAX_QUEUED = 64  # pipelined requests waiting on one connection before reading pauses
+
+
+@dataclass(frozen=True)
+class Config:
+    host: str
+    port: int
+    replica: str
+    delay: float
+    startup_delay: float
+    unhealthy_file: str
+
+    @classmethod
+    def from_env(cls) -> Config:
+        env = os.environ
+        return cls(
+            host=env.get("ECHO_HOST", "127.0.0.1"),
+            port=int(env.get("PORT", "8080")),
+            replica=env.get("BERTH_REPLICA_ID", "local"),
+            delay=float(env.get("ECHO_DELAY_MS", "0")) / 1000,
+            startup_delay=float(env.get("ECHO_STARTUP_DELAY_MS", "0")) / 1000,
+            unhealthy_file=env.get("ECHO_UNHEALTHY_FILE", ""),
+        )
+
+
+@dataclass
+class _Request:
+    method: bytes
+    path: bytes
+    body: bytes
+    keep_alive: bool
+
+
+_STATUS_LINES = {s.value: b"HTTP/1.1 %d %s\r\n" % (s.value, s.phrase.encode()) for s in HTTPStatus}
+
+
+def _response(status: int, body: bytes, keep_alive: bool, content_type: bytes = _JSON) -> bytes:
+    head = _STATUS_LINES[status] + b"content-type: %s\r\ncontent-length: %d\r\n" % (
+        content_type, len(body))
+    return head + (b"\r\n" if keep_alive else b"connection: close\r\n\r\n") + body
+
+
+def _error(status: int, message: str) -> tuple[int, bytes]:
+    return status, json.dumps({"error": message}).encode()
+
+
+def _chunk(data: bytes) -> bytes:
+    return b"%x\r\n%s\r\n" % (len(data), data)
+
+
+class EchoProtocol(asyncio.Protocol):
+    def __init__(self, config: Config, connections: set[EchoProtocol]) -> None:
+        self.config = config
+        self._connections = connections
+        self._parser = httptools.HttpRequestParser(self)
+        self._transport: asyncio.Transport | None = None
+        self._url = b""
+        self._body: list[bytes] = []
+        self._queue: deque[_Request] = deque()
+        self._worker: asyncio.Task[None] | None = None
+        self._paused = False
+        self._closing = False
+
+    # -- asyncio callbacks -------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._transport = cast(asyncio.Transport, transport)  # uvloop's is no subclass
+        self._connections.add(self)
+
+    def close(self) -> None:
+        self._closing = True
+        if self._transport is not None:
+            self._transport.close()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._connections.discard(self)
+        self._closing = True
+        if self._worker is not None:
+            self._worker.cancel()
+
+    def data_received(self, data: bytes) -> None:
+        if self._closing:
+            return
+        try:
+            self._parser.feed_data(data)
+        except httptools.HttpParserUpgrade:
+            self._finish(_response(400, b'{"error": "upgrade not supported"}', False))
+        except httptools.HttpParserError:
+            self._finish(_response(400, b'{"error": "malformed HTTP request"}', False))
+
+    # -- httptools callbacks -----------------------------------------------------------
+
+    def on_message_begin(self) -> None:
+        self._url = b""
+        self._body = []
+
+    def on_url(self, url: bytes) -> None:
+        self._url += url
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        if (name.lower() == b"expect" and value.lower() == b"100-continue"
+                and self._transport is not None):
+            self._transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+
+    def on_body(self, body: bytes) -> None:
+        self._body.append(body)
+
+    def on_message_complete(self) -> None:
+        request = _Request(
+            method=self._parser.get_method(), path=self._url.partition(b"?")[0],
+            body=b"".join(self._body), keep_alive=self._parser.should_keep_alive(),
+        )
+        if self._worker is None and not self._must_wait(request):
+            self._answer_now(request)  # the fast path: no task, no queue
+            return
+        self._queue.append(request)
+        if self._worker is None:
+            self._worker = asyncio.get_running_loop().create_task(self._drain_queue())
+        if len(self._queue) >= _MAX_QUEUED and not self._paused and self._transport:
+            self._transport.pause_reading()
+            self._paused = True
+
+    # -- answering ---------------------------------------------------------------------
+
+    def _must_wait(self, request: _Request) -> bool:
+        return request.path == b"/predict/stream" or (
+            self.config.delay > 0 and request.path == b"/predict")
+
+    def _answer_now(self, request: _Request) -> None:
+        status, body = self._route(request)
+        self._finish(_response(status, body, request.keep_alive), request.keep_alive)
+
+    def _finish(self, data: bytes, keep_alive: bool = False) -> None:
+        if self._transport is None or self._closing:
+            return
+        self._transport.write(data)
+        if not keep_alive:
+            self._closing = True
+            self._transport.close()
+
+    def _route(self, request: _Request) -> tuple[int, bytes]:
+        method, path = request.method, request.path
+        if path == b"/predict" and method == b"POST":
+            try:
+                payload = json.loads(request.body)
+            except ValueError as exc:
+                return _error(400, f"request body is not valid JSON: {exc}")
+            return 200, json.dumps({"echo": payload, "replica": self.config.replica}).encode()
+        if path == b"/healthz" and method == b"GET":
+            if self.config.unhealthy_file and os.path.exists(self.config.unhealthy_file):
+                return 503, b'{"status": "unhealthy"}'
+            return 200, b'{"status": "ok"}'
+        return _error(404, f"not found: {method.decode()} {path.decode(errors='replace')}")
+
+    async def _drain_queue(self) -> None:
+        try:
+            while self._queue and not self._closing:
+                request = self._queue.popleft()
+                if self._paused and len(self._queue) < _MAX_QUEUED // 2 and self._transport:
+                    self._transport.resume_reading()
+                    self._paused = False
+                if request.path == b"/predict/stream" and request.method == b"POST":
+                    await self._stream(request)
+                    continue
+                if self._must_wait(request):
+                    await asyncio.sleep(self.config.delay)
+                self._answer_now(request)
+        finally:
+            self._worker = None
+
+    async def _stream(self, request: _Request) -> None:
+        try:
+            payload = json.loads(request.body)
+        except ValueError as exc:
+            payload, problem = None, f"request body is not valid JSON: {exc}"
+        else:
+            problem = "" if isinstance(payload, dict) else "request body must be a JSON object"
+        if problem:
+            status, body = _error(400, problem)
+            self._finish(_response(status, body, request.keep_alive), request.keep_alive)
+            return
+        assert isinstance(payload, dict) and self._transport is not None
+        self._transport.write(
+            b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n"
+            b"cache-control: no-cache\r\ntransfer-encoding: chunked\r\n"
+            + (b"\r\n" if request.keep_alive else b"connection: close\r\n\r\n"))
+        replica = self.config.replica
+        for i, (key, value) in enumerate(payload.items()):
+            if i and self.config.delay > 0:
+                await asyncio.sleep(self.config.delay)
+            if self._closing:
+                return
+            event = json.dumps({"echo": {key: value}, "replica": replica})
+            self._transport.write(_chunk(b"data: " + event.encode() + b"\n\n"))
+        self._finish(_chunk(b"data: [DONE]\n\n") + b"0\r\n\r\n", request.keep_alive)
+
+
+async def serve(config: Config, ready: Callable[[str], None] | None = None) -> None:
+    """Serve until SIGTERM or SIGINT."""
+    if config.startup_delay > 0:
+        await asyncio.sleep(config.startup_delay)
+    loop = asyncio.get_running_loop()
+    connections: set[EchoProtocol] = set()
+    server = await loop.create_server(
+        lambda: EchoProtocol(config, connections), config.host, config.port, backlog=1024)
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    port = server.sockets[0].getsockname()[1]
+    message = f"echo listening on http://{config.host}:{port} ({config.replica})"
+    (ready or _print)(message)
+    try:
+        await stop.wait()
+    finally:
+        server.close()
+        for connection in list(connections):
+            connection.close()
+        await server.wait_closed()
+
+
+def _print(message: str) -> None:
+    print(message, flush=True)
+
+
+def _run(main: Coroutine[Any, Any, None]) -> None:
+    try:
+        import uvloop
+    except ImportError:
+        asyncio.run(main)
+        return
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        runner.run(main)
+
+
+def main() -> None:
+    try:
+        config = Config.from_env()
+    except ValueError as exc:
+        sys.exit(f"echo: bad environment: {exc}")
+    _run(serve(config))
+
+
+if __name__ == "__main__":
+    main()

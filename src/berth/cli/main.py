@@ -1,0 +1,86 @@
+"""`berth`: the command line, over `berth.client.BerthClient`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from berth.cli import common, deployments, observe
+from berth.client import DEFAULT_PROJECT, DEFAULT_URL
+
+app = typer.Typer(
+    name="berth",
+    help="Run model inference endpoints on your own machines.",
+    no_args_is_help=True,
+    add_completion=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+@app.callback()
+def root(
+    ctx: typer.Context,
+    url: Annotated[
+        str, typer.Option("--url", envvar="BERTH_URL", help="Berth API address.")
+    ] = DEFAULT_URL,
+    token: Annotated[
+        str | None,
+        typer.Option(
+            "--token", envvar="BERTH_TOKEN", show_default=False,
+            help="API token; default: the admin-token file in --data-dir.",
+        ),
+    ] = None,
+    data_dir: Annotated[
+        Path,
+        typer.Option(
+            "--data-dir", envvar="BERTH_DATA_DIR", help="The server's data directory."
+        ),
+    ] = Path(".berth"),
+    project: Annotated[
+        str, typer.Option("--project", "-p", envvar="BERTH_PROJECT", help="Project.")
+    ] = DEFAULT_PROJECT,
+) -> None:
+    """Run model inference endpoints on your own machines."""
+    ctx.obj = common.Config(url=url, token=token, project=project, data_dir=data_dir)
+
+
+def serve(
+    ctx: typer.Context,
+    data_dir: Annotated[
+        Path | None,
+        typer.Option("--data-dir", show_default=False,
+                     help="Where state, logs and the admin token live (default: global)."),
+    ] = None,
+    host: Annotated[str, typer.Option("--host", help="API listen address.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", min=0, max=65535, help="API port.")] = 8000,
+    gateway_port: Annotated[
+        int, typer.Option("--gateway-port", min=0, max=65535, help="Inference gateway port.")
+    ] = 8001,
+) -> None:
+    """Run the API, controller, autoscaler and gateway in this process."""
+    from berth.settings import Settings
+
+    settings = Settings(
+        data_dir=data_dir or common.config_of(ctx).data_dir,
+        host=host,
+        port=port,
+        gateway_port=gateway_port,
+    )
+    from berth.server import run_server  # imported here: the server is heavy to import
+
+    run_server(settings)
+
+
+common.register(app, serve)
+deployments.register(app)
+observe.register(app)
+
+
+def main() -> None:
+    app(prog_name="berth")
+
+
+if __name__ == "__main__":
+    main()

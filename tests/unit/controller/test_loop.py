@@ -1,0 +1,146 @@
+"""The whole reconcile loop over a real SQLite store, a fake runtime and a fake clock."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from berth.controller.loop import Controller
+from berth.controller.policy import Policy
+from berth.domain.status import DeploymentStatus, ReplicaState, TaskState
+from berth.probes.tracker import ProbeVerdict
+from berth.services.deployments import DeploymentService
+from berth.services.tasks import TaskService
+from berth.store.engine import Store
+from tests.fakes.builders import T0, facts
+from tests.fakes.runtime import FakeRuntime, fake_probers
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = T0
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
+
+
+class World:
+    def __init__(self, tmp: Path) -> None:
+        self.store = Store(f"sqlite:///{tmp / 'b.db'}")
+        self.store.migrate()
+        self.clock = Clock()
+        self.runtime = FakeRuntime()
+        self.verdicts: dict[str, ProbeVerdict] = {}
+        self.policy = Policy(drain_seconds=1, stop_grace=2, backoff_base=1, crash_loop_threshold=3)
+        self.controller = Controller(self.store, self.runtime, facts(), self.policy,
+                                     clock=self.clock, prober_factory=fake_probers(self.verdicts))
+        self.svc = DeploymentService(self.store, facts(), self.clock)
+
+    def ticks(self, n: int = 1, seconds: float = 0.5) -> None:
+        async def run() -> None:
+            for _ in range(n):
+                await self.controller.tick()
+                self.clock.advance(seconds)
+        asyncio.run(run())
+
+    def status(self) -> tuple[DeploymentStatus, int, int]:
+        d = self.svc.get("p", "echo")
+        return d.status, d.containers[0].ready, d.containers[0].total
+
+    def ready_count(self) -> int:
+        _d, rows = self.svc.replicas("p", "echo")
+        return sum(r.ready and r.state not in ReplicaState.leaving() for r in rows)
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> Iterator[World]:
+    w = World(tmp_path)
+    yield w
+    w.store.close()
+
+
+SPEC = {"name": "echo", "image": "catalog/echo", "containers": [{"scale": {"min": 2, "max": 2}}]}
+
+
+def test_create_converges_and_finishes_task(world: World) -> None:
+    change = world.svc.create("p", SPEC)
+    world.ticks(3)
+    assert world.status() == (DeploymentStatus.ACTIVE, 2, 2)
+    assert len(world.runtime.alive()) == 2
+    assert TaskService(world.store).get(change.task.id).state == TaskState.FINISHED
+    world.ticks(3)
+    assert len(world.runtime.started) == 2  # level-triggered: more ticks change nothing
+
+
+def test_rolling_update_never_drops_below_target(world: World) -> None:
+    world.svc.create("p", SPEC)
+    world.ticks(3)
+    old = set(world.runtime.alive())
+    for rid in old:  # make new replicas slow to become ready
+        world.verdicts[rid] = ProbeVerdict(started=True, ready=True)
+    world.svc.patch("p", "echo", {"envs": {"A": "1"}})
+    seen_min = 99
+    for step in range(12):
+        new = set(world.runtime.alive()) - old
+        for rid in new:
+            world.verdicts.setdefault(rid, ProbeVerdict(started=True, ready=step > 4))
+            if step > 4:
+                world.verdicts[rid] = ProbeVerdict(started=True, ready=True)
+        world.ticks(1)
+        seen_min = min(seen_min, world.ready_count())
+    assert seen_min >= 2
+    assert not (set(world.runtime.alive()) & old)
+    assert world.status() == (DeploymentStatus.ACTIVE, 2, 2)
+    assert all(p.launch.envs["A"] == "1" for p in world.runtime.procs.values())
+
+
+def test_crashed_replica_is_restarted_and_crash_loop_is_error(world: World) -> None:
+    world.svc.create("p", {**SPEC, "containers": [{"scale": {"min": 1, "max": 1}}]})
+    world.ticks(2)
+    (rid,) = world.runtime.alive()
+    world.runtime.crash(rid, 1)
+    world.ticks(1)
+    assert world.status()[0] == DeploymentStatus.DEPLOYING or world.status()[1] == 0
+    world.ticks(4)
+    assert world.runtime.alive() == [rid]  # restarted in place
+    for _ in range(3):
+        world.runtime.crash(rid, 1)
+        world.ticks(20)
+    status, _ready, _total = world.status()
+    assert status == DeploymentStatus.ERROR
+    assert "crash loop" in world.svc.get("p", "echo").status_reason
+
+
+def test_stop_start_delete(world: World) -> None:
+    world.svc.create("p", SPEC)
+    world.ticks(3)
+    world.svc.stop("p", "echo")
+    world.ticks(8)
+    assert world.status() == (DeploymentStatus.DISABLED, 0, 0)
+    assert world.runtime.alive() == []
+    world.svc.start("p", "echo")
+    world.ticks(3)
+    assert world.status() == (DeploymentStatus.ACTIVE, 2, 2)
+    world.svc.delete("p", "echo")
+    world.ticks(8)
+    assert world.svc.get("p", "echo").status == DeploymentStatus.DELETED
+    assert world.runtime.alive() == []
+
+
+def test_recovery_adopts_running_replicas(world: World) -> None:
+    world.svc.create("p", SPEC)
+    world.ticks(3)
+    before = world.runtime.alive()
+    fresh = Controller(world.store, world.runtime, facts(), world.policy, clock=world.clock,
+                       prober_factory=fake_probers(world.verdicts))
+    asyncio.run(fresh.recover())
+    world.controller = fresh
+    world.ticks(3)
+    assert world.runtime.alive() == before and len(world.runtime.started) == 2
