@@ -42,6 +42,7 @@ class Deployment:
     containers: list[ContainerStatus] = field(default_factory=list)
     halted_template: str = ""  # template hash whose rollout was halted, with halted_reason
     halted_reason: str = ""
+    last_request_at: datetime | None = None  # latest request any gateway saw (idle timeout)
 
     @property
     def template(self) -> str:
@@ -71,6 +72,7 @@ class Replica:
     state_deadline: datetime | None = None  # end of drain or of the stop grace period
     exit_code: int | None = None
     last_error: str = ""
+    drain_version: int | None = None  # routing version without it; gateways must reach it
 
 
 @dataclass

@@ -47,6 +47,7 @@ def _to_record(row: Any, specs: SpecCache) -> Deployment:
         status_since=row.status_since, observed_generation=row.observed_generation,
         containers=[ContainerStatus(**c) for c in row.containers],
         halted_template=row.halted_template, halted_reason=row.halted_reason,
+        last_request_at=row.last_request_at,
     )
 
 
@@ -62,6 +63,7 @@ def _to_row(d: Deployment) -> dict[str, Any]:
         "halted_template": d.halted_template, "halted_reason": d.halted_reason,
         "created_at": d.created_at, "updated_at": d.updated_at,
         "deleted_at": d.updated_at if d.status == DeploymentStatus.DELETED else None,
+        "last_request_at": d.last_request_at,
     }
 
 

@@ -13,8 +13,10 @@ from alembic.config import Config
 from sqlalchemy import Connection, create_engine, event
 from sqlalchemy.engine import Engine
 
+from berth.store.api_keys import ApiKeyRepo
 from berth.store.deployments import DeploymentRepo, SpecCache
 from berth.store.replicas import ReplicaRepo
+from berth.store.routing import RoutingRepo
 from berth.store.tasks import EventRepo, TaskRepo
 from berth.store.tokens import LeaseRepo, TokenRepo
 
@@ -32,6 +34,8 @@ class Tx:
         self.events = EventRepo(conn)
         self.tokens = TokenRepo(conn)
         self.leases = LeaseRepo(conn)
+        self.routing = RoutingRepo(conn)
+        self.api_keys = ApiKeyRepo(conn)
 
 
 def _sqlite_engine(url: str) -> Engine:

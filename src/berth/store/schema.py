@@ -61,6 +61,7 @@ deployments = Table(
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
     Column("deleted_at", UTCDateTime, nullable=True),
+    Column("last_request_at", UTCDateTime, nullable=True),
 )
 Index("ix_deployments_project_name", deployments.c.project, deployments.c.name)
 Index(
@@ -92,6 +93,7 @@ replicas = Table(
     Column("state_deadline", UTCDateTime, nullable=True),
     Column("exit_code", Integer, nullable=True),
     Column("last_error", Text, nullable=False, default=""),
+    Column("drain_version", Integer, nullable=True),
 )
 
 tasks = Table(
@@ -137,4 +139,31 @@ leases = Table(
     Column("name", String(64), primary_key=True),
     Column("holder", String(64), nullable=False),
     Column("expires_at", Float, nullable=False),
+)
+
+api_keys = Table(
+    "api_keys", metadata,
+    Column("id", String(36), primary_key=True),
+    Column("project", String(64), nullable=False),
+    Column("name", String(64), nullable=False),
+    Column("description", Text, nullable=False, default=""),
+    Column("digest", String(64), nullable=False, unique=True),
+    Column("prefix", String(16), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=True),
+)
+Index("uq_api_keys_project_name", api_keys.c.project, api_keys.c.name, unique=True)
+
+counters = Table(
+    "counters", metadata,
+    Column("name", String(64), primary_key=True),
+    Column("value", Integer, nullable=False),
+)
+
+gateways = Table(
+    "gateways", metadata,
+    Column("id", String(64), primary_key=True),
+    Column("version", Integer, nullable=False),  # the routing version it serves
+    Column("seen_at", Float, nullable=False),  # unix time of its last report
+    Column("report", JSON, nullable=False),  # in-flight per replica, last request per deployment
 )
