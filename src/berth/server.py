@@ -12,6 +12,7 @@ import sys
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import psutil
@@ -23,8 +24,11 @@ from berth.catalog import CATALOG
 from berth.controller.loop import Controller, utcnow
 from berth.controller.policy import Policy
 from berth.domain.platform import PlatformFacts, Region, machine_flavors
+from berth.gateway.runner import GatewayThread, new_loop, serve_forever
+from berth.gateway.service import Gateway
 from berth.runtime.gpus import detect_gpus
 from berth.runtime.process import ProcessRuntime
+from berth.services.api_keys import ApiKeyService
 from berth.services.deployments import DeploymentService
 from berth.services.tasks import TaskService
 from berth.services.tokens import TokenService
@@ -109,7 +113,20 @@ class Server:
     store: Store
     runtime: ProcessRuntime
     controller: Controller
+    gateway: Gateway
     app: FastAPI
+
+
+def gateway_address(settings: Settings) -> Callable[[str, str], str]:
+    """Where a deployment's traffic goes: path routing, or host routing with a domain."""
+    host = "127.0.0.1" if settings.host in ("0.0.0.0", "::", "") else settings.host
+
+    def address(project: str, name: str) -> str:
+        if settings.domain:
+            return f"http://{name}.{project}.{settings.domain}:{settings.gateway_port}"
+        return f"http://{host}:{settings.gateway_port}/{project}/{name}"
+
+    return address
 
 
 def build(settings: Settings) -> Server:
@@ -121,13 +138,19 @@ def build(settings: Settings) -> Server:
     tokens = TokenService(store)
     if tokens.ensure_admin_token(settings.token_file, utcnow()):
         log.info("created a new admin token")
+    gateway = Gateway(store, host=settings.host, port=settings.gateway_port,
+                      domain=settings.domain, access_log=settings.data_dir / "access.log")
     controller = Controller(store, runtime, facts, Policy.from_settings(settings),
                             tick_seconds=settings.tick_seconds,
-                            lease_seconds=settings.lease_seconds)
+                            lease_seconds=settings.lease_seconds,
+                            on_routing_change=gateway.notify)
+    gateway.on_activate = controller.wake
     store.subscribe(controller.wake)
+    store.subscribe(gateway.notify)
     app = create_app(deployments_service=DeploymentService(store, facts, utcnow),
-                     tasks=TaskService(store), tokens=tokens, runtime=runtime, facts=facts)
-    return Server(settings, store, runtime, controller, app)
+                     tasks=TaskService(store), tokens=tokens, runtime=runtime, facts=facts,
+                     api_keys=ApiKeyService(store, utcnow), address=gateway_address(settings))
+    return Server(settings, store, runtime, controller, gateway, app)
 
 
 def _exit_on_signal(signum: int, _frame: object) -> None:
@@ -144,11 +167,14 @@ def run_server(settings: Settings) -> None:
     server = build(settings)
     background = ControllerThread(server.controller)
     background.start()
+    data_plane = GatewayThread(server.gateway)
+    data_plane.start()
     config = uvicorn.Config(server.app, host=settings.host, port=settings.port,
                             access_log=False, log_level="warning", lifespan="off")
     api = uvicorn.Server(config)
     print(f"Berth API        http://{settings.host}:{settings.port}  (docs: /docs)", flush=True)
-    print(f"Gateway port     {settings.gateway_port} (reserved for the data plane)", flush=True)
+    print(f"Gateway          {gateway_address(settings)('PROJECT', 'DEPLOYMENT')}/...",
+          flush=True)
     print(f"Data directory   {settings.data_dir.resolve()}", flush=True)
     print(f"Admin token      {settings.token_file.resolve()}", flush=True)
     started = time.monotonic()
@@ -161,7 +187,30 @@ def run_server(settings: Settings) -> None:
     finally:
         log.info("shutting down after %.0fs: stopping the controller and replicas",
                  time.monotonic() - started)
+        data_plane.stop()
         background.stop()
         with contextlib.suppress(Exception):
             asyncio.run(server.runtime.shutdown(settings.stop_grace_seconds))
         server.store.close()
+
+
+def run_gateway(settings: Settings) -> None:
+    """`berth gateway`: the data plane alone, beside others, against one store."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    configure_logging(settings)
+    store = Store(settings.db_url)
+    store.migrate()
+    gateway = Gateway(store, host=settings.host, port=settings.gateway_port,
+                      domain=settings.domain, access_log=settings.data_dir / "access.log")
+    loop = new_loop()
+    main = loop.create_task(serve_forever(gateway))
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, main.cancel)
+    print(f"Berth gateway    {gateway_address(settings)('PROJECT', 'DEPLOYMENT')}/...", flush=True)
+    try:
+        loop.run_until_complete(main)
+    except asyncio.CancelledError:
+        pass
+    finally:
+        loop.close()
+        store.close()

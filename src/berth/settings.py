@@ -18,7 +18,8 @@ class Settings(BaseSettings):
     database_url: str = ""  # default: sqlite file in data_dir
 
     tick_seconds: float = Field(default=0.5, gt=0)
-    drain_seconds: float = Field(default=2.0, ge=0)
+    drain_seconds: float = Field(default=0.0, ge=0)  # minimum time out of routing
+    domain: str | None = None  # host routing: {deployment}.{project}.{domain}
     stop_grace_seconds: float = Field(default=10.0, ge=0)
     progress_deadline_seconds: float = Field(default=600.0, gt=0)
     crash_loop_threshold: int = Field(default=3, ge=1)

@@ -44,8 +44,10 @@ def wait_for(check: Callable[[], Any], timeout: float = 30, every: float = 0.1,
 
 
 class BerthServer:
-    def __init__(self, data_dir: Path, env: dict[str, str] | None = None) -> None:
+    def __init__(self, data_dir: Path, env: dict[str, str] | None = None,
+                 args: list[str] | None = None) -> None:
         self.data_dir = data_dir
+        self.args = args or []
         self.port = free_port()
         self.gateway_port = free_port()
         self.env = {**os.environ, **FAST, **(env or {})}
@@ -61,7 +63,8 @@ class BerthServer:
         with self.output.open("ab") as out:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "berth", "serve", "--data-dir", str(self.data_dir),
-                 "--port", str(self.port), "--gateway-port", str(self.gateway_port)],
+                 "--port", str(self.port), "--gateway-port", str(self.gateway_port),
+                 *self.args],
                 stdout=out, stderr=subprocess.STDOUT, env=self.env)
         wait_for(self._healthy, 30, what="berth serve to answer /healthz")
         return self
@@ -74,6 +77,10 @@ class BerthServer:
             return httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200
         except httpx.HTTPError:
             return False
+
+    @property
+    def gateway(self) -> str:
+        return f"http://127.0.0.1:{self.gateway_port}"
 
     @property
     def token(self) -> str:
@@ -166,3 +173,20 @@ def predict(port: int, body: dict[str, Any]) -> dict[str, Any]:
     r = httpx.post(f"http://127.0.0.1:{port}/predict", json=body, timeout=5)
     assert r.status_code == 200, r.text
     return dict(r.json())
+
+
+def create_key(http: httpx.Client, project: str, name: str) -> str:
+    r = http.post(f"/v1/projects/{project}/api-keys", json={"name": name})
+    assert r.status_code == 201, r.text
+    return str(r.json()["secret"])
+
+
+def metric(gateway: str, name: str, **labels: str) -> float | None:
+    """One sample from the gateway's /metrics, or None."""
+    text = httpx.get(f"{gateway}/metrics", timeout=5).text
+    for line in text.splitlines():
+        if not line.startswith(name + "{") and not line.startswith(name + " "):
+            continue
+        if all(f'{k}="{v}"' in line for k, v in labels.items()):
+            return float(line.rsplit(" ", 1)[1])
+    return None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import Depends, FastAPI
@@ -9,10 +10,12 @@ from fastapi import Depends, FastAPI
 from berth import __version__
 from berth.api.auth import require_token
 from berth.api.errors import install_error_handlers
+from berth.api.v1 import api_keys as api_keys_routes
 from berth.api.v1 import deployments, platform
 from berth.domain.platform import PlatformFacts
 from berth.domain.spec import DeploymentSpec
 from berth.runtime.base import Runtime
+from berth.services.api_keys import ApiKeyService
 from berth.services.deployments import DeploymentService
 from berth.services.tasks import TaskService
 from berth.services.tokens import TokenService
@@ -20,7 +23,8 @@ from berth.services.tokens import TokenService
 
 def create_app(
     *, deployments_service: DeploymentService, tasks: TaskService, tokens: TokenService,
-    runtime: Runtime, facts: PlatformFacts,
+    runtime: Runtime, facts: PlatformFacts, api_keys: ApiKeyService,
+    address: Callable[[str, str], str | None] = lambda _project, _name: None,
 ) -> FastAPI:
     app = FastAPI(title="Berth", version=__version__,
                   description="Self-hosted model inference endpoints: the control API.")
@@ -29,10 +33,13 @@ def create_app(
     app.state.tokens = tokens
     app.state.runtime = runtime
     app.state.facts = facts
+    app.state.api_keys = api_keys
+    app.state.address = address
     install_error_handlers(app)
     auth = [Depends(require_token)]
     app.include_router(deployments.router, dependencies=auth)
     app.include_router(platform.router, dependencies=auth)
+    app.include_router(api_keys_routes.router, dependencies=auth)
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict[str, str]:

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from berth.cli import common, deployments, observe
+from berth.cli import common, deployments, keys, observe
 from berth.client import DEFAULT_PROJECT, DEFAULT_URL
 
 app = typer.Typer(
@@ -58,6 +58,9 @@ def serve(
     gateway_port: Annotated[
         int, typer.Option("--gateway-port", min=0, max=65535, help="Inference gateway port.")
     ] = 8001,
+    domain: Annotated[
+        str | None, typer.Option("--domain", help="Also route {deployment}.{project}.DOMAIN.")
+    ] = None,
 ) -> None:
     """Run the API, controller, autoscaler and gateway in this process."""
     from berth.settings import Settings
@@ -67,15 +70,44 @@ def serve(
         host=host,
         port=port,
         gateway_port=gateway_port,
+        domain=domain,
     )
     from berth.server import run_server  # imported here: the server is heavy to import
 
     run_server(settings)
 
 
+def gateway(
+    ctx: typer.Context,
+    data_dir: Annotated[
+        Path | None,
+        typer.Option("--data-dir", show_default=False,
+                     help="Data directory of the store (default: global)."),
+    ] = None,
+    database_url: Annotated[
+        str, typer.Option("--database-url", envvar="BERTH_DATABASE_URL",
+                          help="The store, if not the data directory's SQLite file.")
+    ] = "",
+    host: Annotated[str, typer.Option("--host", help="Listen address.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", min=0, max=65535, help="Port.")] = 8001,
+    domain: Annotated[
+        str | None, typer.Option("--domain", help="Also route {deployment}.{project}.DOMAIN.")
+    ] = None,
+) -> None:
+    """Run the inference gateway alone (several can run side by side on one store)."""
+    from berth.server import run_gateway
+    from berth.settings import Settings
+
+    run_gateway(Settings(data_dir=data_dir or common.config_of(ctx).data_dir,
+                         database_url=database_url, host=host, gateway_port=port,
+                         domain=domain))
+
+
 common.register(app, serve)
+common.register(app, gateway)
 deployments.register(app)
 observe.register(app)
+keys.register(app)
 
 
 def main() -> None:

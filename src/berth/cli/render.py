@@ -10,6 +10,7 @@ from rich.table import Table
 from rich.text import Text
 
 from berth.api.v1.models import (
+    ApiKeyOut,
     DeploymentOut,
     EventOut,
     FlavorOut,
@@ -204,6 +205,17 @@ def regions_table(items: Iterable[RegionOut]) -> Table:
             Text(r.name), Text(r.runtime), "yes" if r.runs_images else "no", str(r.cpus),
             size(r.memory_bytes), Text(gpus or "-"),
         )
+    return table
+
+
+def api_keys_table(items: Iterable[ApiKeyOut], now: datetime) -> Table:
+    table = _table("NAME", "PREFIX", "EXPIRES", "AGE", "DESCRIPTION")
+    for k in items:
+        expires = clock(k.expires_at)
+        if k.expires_at is not None and _utc(k.expires_at) <= _utc(now):
+            expires += " (expired)"
+        table.add_row(Text(k.name), Text(k.prefix + "…"), expires, age(k.created_at, now),
+                      Text(_dash(k.description)))
     return table
 
 

@@ -18,6 +18,9 @@ from pydantic import BaseModel
 from berth import __version__
 from berth.api.v1.models import (
     Accepted,
+    ApiKeyCreated,
+    ApiKeyList,
+    ApiKeyOut,
     DeploymentList,
     DeploymentOut,
     EventList,
@@ -284,7 +287,35 @@ class BerthClient:
     def regions(self) -> builtins.list[RegionOut]:
         return self._call(RegionList, "GET", "/v1/regions").items
 
+    # API keys for the project's inference endpoints
+
+    def create_api_key(
+        self, name: str, description: str = "", expires_at: datetime | str | None = None
+    ) -> ApiKeyCreated:
+        """Create a key; the result's `secret` is returned only this once.
+
+        A naive `expires_at` is taken as UTC.
+        """
+        when = expires_at.isoformat() if isinstance(expires_at, datetime) else expires_at
+        body = {"name": name, "description": description, "expires_at": when}
+        return self._call(ApiKeyCreated, "POST", self._api_keys(), body=body)
+
+    def api_keys(self) -> builtins.list[ApiKeyOut]:
+        return self._call(ApiKeyList, "GET", self._api_keys()).items
+
+    def api_key(self, name: str) -> ApiKeyOut:
+        return self._call(ApiKeyOut, "GET", self._api_key(name))
+
+    def delete_api_key(self, name: str) -> None:
+        self._send("DELETE", self._api_key(name))
+
     # plumbing
+
+    def _api_keys(self) -> str:
+        return f"/v1/projects/{quote(self.project, safe='')}/api-keys"
+
+    def _api_key(self, name: str) -> str:
+        return f"{self._api_keys()}/{quote(name, safe='')}"
 
     def _deployments(self) -> str:
         return f"/v1/projects/{quote(self.project, safe='')}/deployments"
@@ -307,6 +338,27 @@ class BerthClient:
         content: bytes | None = None,
         headers: Mapping[str, str] | None = None,
     ) -> M:
+        response = self._send(
+            method, path, params=params, body=body, content=content, headers=headers
+        )
+        try:
+            return model.model_validate(response.json())
+        except ValueError as exc:
+            raise BerthProtocolError(
+                f"{method} {path}: unexpected {model.__name__} response: {exc}"
+            ) from exc
+
+    def _send(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        body: Any = None,
+        content: bytes | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> httpx.Response:
+        """One request; transport failures and error answers raise client errors."""
         try:
             response = self._http.request(
                 method, path, params=params, json=body, content=content, headers=headers
@@ -315,12 +367,7 @@ class BerthClient:
             raise BerthConnectionError(self.url, str(exc) or type(exc).__name__) from exc
         if response.is_error:
             raise error_from_response(response)
-        try:
-            return model.model_validate(response.json())
-        except ValueError as exc:
-            raise BerthProtocolError(
-                f"{method} {path}: unexpected {model.__name__} response: {exc}"
-            ) from exc
+        return response
 
     @staticmethod
     def _parse_line(line: str) -> LogLineOut:

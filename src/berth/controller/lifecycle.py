@@ -58,7 +58,8 @@ def unrunnable(r: Replica) -> bool:
 
 
 def step_replica(r: Replica, proc: ProcessObservation | None, probe: ProbeVerdict,
-                 policy: Policy, now: datetime) -> Step:
+                 policy: Policy, now: datetime, released: bool = True) -> Step:
+    """`released`: no gateway routes to the replica or has a request on it (for DRAINING)."""
     if r.state in (S.STARTING, S.RUNNING):
         return _step_running(r, proc, probe, policy, now)
     alive = proc is not None and proc.alive
@@ -66,7 +67,8 @@ def step_replica(r: Replica, proc: ProcessObservation | None, probe: ProbeVerdic
         if not alive:
             return Step(move(r, S.STOPPED, "exited while draining", now), forget=True,
                         notes=[Note("Stopped", "exited while draining")])
-        if r.state_deadline is None or now >= r.state_deadline:
+        drained = released and (now - r.since).total_seconds() >= policy.drain_seconds
+        if drained or r.state_deadline is None or now >= r.state_deadline:
             deadline = now + timedelta(seconds=policy.stop_grace)
             out = move(r, S.STOPPING, "drained; SIGTERM sent", now)
             out = replace(out, state_deadline=deadline)

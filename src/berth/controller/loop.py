@@ -21,6 +21,7 @@ from berth.controller.launch import effective_probes, launch_spec, replica_envs
 from berth.controller.lifecycle import crash, move
 from berth.controller.policy import Policy
 from berth.controller.reconcile import Reconciliation, reconcile_deployment
+from berth.controller.traffic import LIVE_SECONDS, traffic_view
 from berth.domain.platform import PlatformFacts
 from berth.domain.records import Deployment, Event, Replica, Task
 from berth.domain.status import DeploymentStatus, ReplicaState
@@ -63,6 +64,7 @@ class Controller:
         tick_seconds: float = 0.5, lease_seconds: float = 10.0,
         clock: Callable[[], datetime] = utcnow,
         prober_factory: ProberFactory | None = None,
+        on_routing_change: Callable[[], None] | None = None,
     ) -> None:
         self.store = store
         self.runtime = runtime
@@ -74,6 +76,7 @@ class Controller:
         self.holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self.probers: dict[str, tuple[int | None, Prober]] = {}
         self.prober_factory = prober_factory or self._real_prober
+        self.on_routing_change = on_routing_change
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wake: asyncio.Event | None = None
         self._lease_until = 0.0
@@ -162,6 +165,7 @@ class Controller:
             deployments = tx.deployments.active()
             rows = tx.replicas.all()
             open_tasks = tx.tasks.open()
+            traffic = traffic_view(tx.routing.gateways(time.time() - LIVE_SECONDS), time.time())
         by_deployment: dict[str, list[Replica]] = {}
         for r in rows:
             by_deployment.setdefault(r.deployment_id, []).append(r)
@@ -174,7 +178,7 @@ class Controller:
             try:
                 result = reconcile_deployment(
                     d, by_deployment.get(d.id, []), tasks.get(d.id, []), observed, verdicts,
-                    in_use, self.facts, self.policy, now)
+                    in_use, self.facts, self.policy, now, traffic)
                 await self._apply(result)
             except Exception:
                 log.exception("reconciling %s/%s failed", d.project, d.name)
@@ -184,6 +188,11 @@ class Controller:
         d = result.deployment
         if result.changed:
             with self.store.write(notify=False) as tx:
+                if result.routing_changed:
+                    version = tx.routing.bump()
+                    for r in result.replicas:
+                        if r.state == S.DRAINING and r.drain_version is None:
+                            r.drain_version = version
                 for r in result.replicas:
                     (tx.replicas.insert if r.id in result.inserted else tx.replicas.save)(r)
                 for rid in result.deleted:
@@ -193,6 +202,8 @@ class Controller:
                 for t in result.tasks:
                     tx.tasks.save(t)
                 tx.deployments.save(d)
+            if result.routing_changed and self.on_routing_change is not None:
+                self.on_routing_change()
         for rid, signal in result.signals:
             await self.runtime.signal(rid, kill=signal.value == "KILL")
         for rid in result.forget:

@@ -8,7 +8,6 @@ from datetime import datetime
 from berth.controller.lifecycle import unrunnable
 from berth.controller.policy import Policy
 from berth.domain.records import Deployment, Replica
-from berth.domain.spec import DeploymentSpec
 from berth.domain.status import DesiredState, ReplicaState
 
 S = ReplicaState
@@ -24,9 +23,14 @@ class Plan:
     halt: str = ""  # the rollout of the current template must stop, and why
 
 
-def desired_replicas(spec: DeploymentSpec) -> dict[str, int]:
-    """Replicas wanted per region until the autoscaler says otherwise: the scale minimum."""
-    return {c.region: c.scale.min for c in spec.containers}
+def desired_replicas(d: Deployment, waiting: int, now: datetime) -> dict[str, int]:
+    """Replicas wanted per region: the scale minimum, and at least one where the minimum is
+    zero while requests wait or came within the idle `timeout` (scale from and to zero)."""
+    idle = d.spec.timeout or 0
+    recent = d.last_request_at is not None and (now - d.last_request_at).total_seconds() < idle
+    active = waiting > 0 or recent
+    return {c.region: c.scale.min if c.scale.min or not active else min(1, c.scale.max)
+            for c in d.spec.containers}
 
 
 def crash_looping(replicas: list[Replica], policy: Policy) -> Replica | None:

@@ -13,7 +13,7 @@ class Policy:
     backoff_base: float = 1.0
     backoff_max: float = 60.0
     stable_run: float = 30.0
-    drain_seconds: float = 2.0
+    drain_seconds: float = 0.0
     stop_grace: float = 10.0
     progress_deadline: float = 600.0
 

@@ -7,17 +7,20 @@ status up and settles tasks. The loop applies the result: rows, events, signals,
 from __future__ import annotations
 
 import secrets
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from berth.controller.lifecycle import Note, Signal, move, step_replica
 from berth.controller.placement import gpu_request, place
 from berth.controller.plan import UNSCHEDULABLE, desired_replicas, plan_deployment
 from berth.controller.policy import Policy
 from berth.controller.rollup import roll_up, task_outcome
+from berth.controller.traffic import TrafficView
 from berth.domain.platform import PlatformFacts
 from berth.domain.records import Deployment, Event, Replica, Task
 from berth.domain.status import (
+    DeploymentStatus,
     IllegalTransition,
     ReplicaState,
     check_deployment_transition,
@@ -27,6 +30,14 @@ from berth.probes.tracker import ProbeVerdict
 from berth.runtime.base import ProcessObservation
 
 S = ReplicaState
+
+
+def routable(r: Replica) -> bool:
+    return r.state == S.RUNNING and r.ready and r.port is not None
+
+
+def _routes(replicas: Iterable[Replica]) -> set[tuple[str, int | None]]:
+    return {(r.id, r.port) for r in replicas if routable(r)}
 
 
 @dataclass
@@ -41,12 +52,14 @@ class Reconciliation:
     forget: list[str] = field(default_factory=list)
     launch: list[Replica] = field(default_factory=list)  # rows to start a process for
     changed: bool = False
+    routing_changed: bool = False  # what gateways must route changed: bump the version
 
 
 def reconcile_deployment(
     d: Deployment, rows: list[Replica], tasks: list[Task],
     observed: dict[str, ProcessObservation], verdicts: dict[str, ProbeVerdict],
     gpus_in_use: set[int], facts: PlatformFacts, policy: Policy, now: datetime,
+    traffic: TrafficView | None = None,
 ) -> Reconciliation:
     before = {r.id: r for r in rows}
     original = d
@@ -57,10 +70,16 @@ def reconcile_deployment(
         out.events.append(Event(deployment_id=d.id, at=now, kind="Replica", reason=n.reason,
                                 message=n.message, replica_id=r.id))
 
+    traffic = traffic or TrafficView()
+    seen = traffic.last_request.get(d.id)
+    if seen is not None and (d.last_request_at is None
+                             or seen - d.last_request_at.timestamp() >= 1.0):
+        d.last_request_at = datetime.fromtimestamp(seen, UTC)
     current: dict[str, Replica] = {}
     for r in rows:
         keep = ProbeVerdict(started=r.state == S.RUNNING, ready=r.ready)
-        step = step_replica(r, observed.get(r.id), verdicts.get(r.id, keep), policy, now)
+        step = step_replica(r, observed.get(r.id), verdicts.get(r.id, keep), policy, now,
+                            released=traffic.released(r))
         for n in step.notes:
             note(r, n)
         if step.signal:
@@ -72,15 +91,16 @@ def reconcile_deployment(
         else:
             current[r.id] = step.replica
 
-    targets = desired_replicas(d.spec)
+    targets = desired_replicas(d, traffic.waiting.get(d.id, 0), now)
     plan = plan_deployment(d, list(current.values()), targets, policy, now)
     if plan.halt:
         d.halted_template, d.halted_reason = d.template, plan.halt
         out.events.append(Event(deployment_id=d.id, at=now, kind="Rollout",
                                 reason="RolloutHalted", message=plan.halt))
+    grace = max(policy.drain_seconds, d.spec.timeouts.total)  # in-flight requests may finish
     for rid, why in plan.drain:
         r = current[rid]
-        deadline = now + timedelta(seconds=policy.drain_seconds)
+        deadline = now + timedelta(seconds=grace)
         current[rid] = replace(move(r, S.DRAINING, f"draining: {why}", now), ready=False,
                                state_deadline=deadline)
         note(r, Note("Draining", why))
@@ -125,6 +145,9 @@ def reconcile_deployment(
     _settle(out, d, current, tasks, targets, policy, now)
     out.deleted += [r.id for r in current.values() if r.state == S.STOPPED]
     out.replicas = [r for r in current.values() if r.state != S.STOPPED]
+    out.routing_changed = (_routes(before.values()) != _routes(out.replicas)
+                           or (d.status == DeploymentStatus.DELETED) != (
+                               original.status == DeploymentStatus.DELETED))
     out.changed = bool(
         out.deleted or out.inserted or out.events or out.tasks or d != original
         or any(before.get(r.id) != r for r in out.replicas))

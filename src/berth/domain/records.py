@@ -100,3 +100,18 @@ class Event:
     replica_id: str = ""
     id: int = 0
     data: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class ApiKey:
+    """An inference API key. Only the secret's SHA-256 `digest` is kept; `prefix` is its
+    first characters, for telling keys apart."""
+
+    id: str
+    project: str
+    name: str
+    description: str
+    digest: str = field(repr=False)
+    prefix: str
+    created_at: datetime
+    expires_at: datetime | None = None

@@ -164,6 +164,14 @@ class Ingress(Model):
     disable_response_buffering: bool = False
 
 
+class Timeouts(Model):
+    """Gateway timeouts, in seconds; generous by default because LLM answers are slow."""
+
+    first_byte: float = Field(default=300, gt=0, le=86400, description="Until response headers.")
+    idle: float = Field(default=120, gt=0, le=86400, description="Between body chunks.")
+    total: float = Field(default=1800, gt=0, le=86400, description="Whole request.")
+
+
 class Logging(Model):
     enabled: bool = True
     retention_period: int | None = Field(default=None, ge=1, description="Days to keep logs.")
@@ -198,6 +206,11 @@ class DeploymentSpec(Model):
     endpoint_type: EndpointType = EndpointType.SYNC
     routes: Routes = Field(default_factory=Routes)
     per_worker: int | None = Field(default=None, ge=1, le=100000)
+    max_queued_requests: int = Field(default=256, ge=0, le=100000,
+                                     description="Requests waiting for a replica slot.")
+    queue_timeout: float = Field(default=60, gt=0, le=3600,
+                                 description="Seconds a request may wait for a slot.")
+    timeouts: Timeouts = Field(default_factory=Timeouts)
     ingress: Ingress = Field(default_factory=Ingress)
     logging: Logging = Field(default_factory=Logging)
     labels: dict[str, str] = Field(default_factory=dict)

@@ -205,6 +205,8 @@ class DeploymentService:
                                           f"generation {d.generation}: {desired.value}"))
 
     def _record(self, tx: Tx, d: Deployment, kind: TaskKind, reason: str, message: str) -> Task:
+        """Every change: a task, an event, and a new routing version for the gateways."""
+        tx.routing.bump()
         now = self.clock()
         task = Task(id=str(uuid.uuid4()), kind=kind, project=d.project, deployment_id=d.id,
                     deployment_name=d.name, generation=d.generation, state=TaskState.NEW,

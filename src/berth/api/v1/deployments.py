@@ -21,6 +21,7 @@ from berth.api.v1.models import (
 )
 from berth.api.views import deployment_body, deployment_out, event_out, log_out, replica_out
 from berth.domain.errors import SpecInvalid, Violation
+from berth.domain.records import Deployment
 from berth.domain.status import DeploymentStatus
 from berth.runtime.base import Runtime
 from berth.services.deployments import Change, DeploymentService, parse_if_match
@@ -63,17 +64,23 @@ def _svc(request: Request) -> DeploymentService:
     return svc
 
 
-def _accepted(change: Change, response: Response) -> Accepted:
+def _address(request: Request, d: Deployment) -> str | None:
+    address: str | None = request.app.state.address(d.project, d.name)
+    return address
+
+
+def _accepted(change: Change, request: Request, response: Response) -> Accepted:
     response.status_code = 202
     response.headers["Location"] = f"/v1/tasks/{change.task.id}"
     response.headers["ETag"] = f'"{change.deployment.generation}"'
-    return Accepted(deployment=deployment_out(change.deployment), task_id=change.task.id)
+    d = change.deployment
+    return Accepted(deployment=deployment_out(d, _address(request, d)), task_id=change.task.id)
 
 
 @router.post("", status_code=202, response_model=Accepted, openapi_extra=SPEC_BODY,
              summary="Create a deployment")
 def create(project: str, request: Request, response: Response, body: JsonBody) -> Accepted:
-    return _accepted(_svc(request).create(project, body), response)
+    return _accepted(_svc(request).create(project, body), request, response)
 
 
 @router.get("", response_model=DeploymentList, summary="List deployments")
@@ -85,13 +92,15 @@ def list_(
 ) -> Response:
     items, count = _svc(request).page(project, limit=limit, offset=offset,
                                       include_deleted=include_deleted)
-    return JsonResponse({"items": [deployment_body(d) for d in items], "count": count})
+    return JsonResponse({"items": [deployment_body(d, _address(request, d)) for d in items],
+                         "count": count})
 
 
 @router.get("/{name}", response_model=DeploymentOut, summary="Get a deployment")
 def get(project: str, name: str, request: Request) -> Response:
     d = _svc(request).get(project, name)
-    return JsonResponse(deployment_body(d), headers={"ETag": f'"{d.generation}"'})
+    return JsonResponse(deployment_body(d, _address(request, d)),
+                        headers={"ETag": f'"{d.generation}"'})
 
 
 @router.put("/{name}", status_code=202, response_model=Accepted, openapi_extra=SPEC_BODY,
@@ -99,7 +108,7 @@ def get(project: str, name: str, request: Request) -> Response:
 def replace(project: str, name: str, request: Request, response: Response, body: JsonBody,
             if_match: IfMatch = None) -> Accepted:
     change = _svc(request).replace(project, name, body, parse_if_match(if_match))
-    return _accepted(change, response)
+    return _accepted(change, request, response)
 
 
 @router.patch("/{name}", status_code=202, response_model=Accepted, openapi_extra=PATCH_BODY,
@@ -107,28 +116,28 @@ def replace(project: str, name: str, request: Request, response: Response, body:
 def patch(project: str, name: str, request: Request, response: Response, body: JsonBody,
           if_match: IfMatch = None) -> Accepted:
     change = _svc(request).patch(project, name, body, parse_if_match(if_match))
-    return _accepted(change, response)
+    return _accepted(change, request, response)
 
 
 @router.post("/{name}/start", status_code=202, response_model=Accepted)
 def start(project: str, name: str, request: Request, response: Response) -> Accepted:
-    return _accepted(_svc(request).start(project, name), response)
+    return _accepted(_svc(request).start(project, name), request, response)
 
 
 @router.post("/{name}/stop", status_code=202, response_model=Accepted)
 def stop(project: str, name: str, request: Request, response: Response) -> Accepted:
-    return _accepted(_svc(request).stop(project, name), response)
+    return _accepted(_svc(request).stop(project, name), request, response)
 
 
 @router.post("/{name}/restart", status_code=202, response_model=Accepted,
              summary="Rolling restart: new replicas replace the old ones without downtime")
 def restart(project: str, name: str, request: Request, response: Response) -> Accepted:
-    return _accepted(_svc(request).restart(project, name), response)
+    return _accepted(_svc(request).restart(project, name), request, response)
 
 
 @router.delete("/{name}", status_code=202, response_model=Accepted)
 def delete(project: str, name: str, request: Request, response: Response) -> Accepted:
-    return _accepted(_svc(request).delete(project, name), response)
+    return _accepted(_svc(request).delete(project, name), request, response)
 
 
 @router.get("/{name}/replicas", response_model=ReplicaList)

@@ -171,3 +171,22 @@ class ErrorInfo(Out):
 
 class ErrorOut(Out):
     error: ErrorInfo
+
+
+class ApiKeyOut(Out):
+    """An inference API key; its secret is shown only once, when it is created."""
+
+    name: str
+    description: str
+    prefix: str = Field(description="The secret's first characters, to tell keys apart.")
+    created_at: datetime
+    expires_at: datetime | None
+
+
+class ApiKeyCreated(ApiKeyOut):
+    secret: str = Field(description="Send as 'Authorization: Bearer <secret>' or "
+                                    "'X-Api-Key: <secret>'. Shown only this once.")
+
+
+class ApiKeyList(Out):
+    items: list[ApiKeyOut]

@@ -1,0 +1,1 @@
+"""The data plane: authenticate, route, balance, stream, hold requests while scaling from zero."""

@@ -1,0 +1,280 @@
+"""The Gateway: owns the routing table, the upstream pool, metrics, and its reports."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import itertools
+import json
+import logging
+import os
+import socket
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from berth.domain.records import Event
+from berth.gateway.balancer import Backend
+from berth.gateway.http import plain_response
+from berth.gateway.metrics import GatewayMetrics
+from berth.gateway.proxy import ClientConnection
+from berth.gateway.table import Route, RoutingTable, build_table
+from berth.gateway.upstream import UpstreamPool
+from berth.store.engine import Store
+from berth.store.routing import GatewayReport
+
+if TYPE_CHECKING:
+    from berth.gateway.exchange import Exchange
+
+log = logging.getLogger("berth.gateway")
+
+
+class Gateway:
+    def __init__(
+        self, store: Store, *, host: str = "127.0.0.1", port: int = 8001,
+        domain: str | None = None, access_log: Path | None = None,
+        on_activate: Callable[[], None] | None = None,
+        poll_seconds: float = 0.25, report_seconds: float = 0.5,
+    ) -> None:
+        self.store = store
+        self.host, self.port = host, port
+        self.domain = domain.lower().encode() if domain else None
+        self.on_activate = on_activate
+        self.poll_seconds, self.report_seconds = poll_seconds, report_seconds
+        self.id = f"{socket.gethostname()}:{os.getpid()}:{os.urandom(3).hex()}"
+        self.table = RoutingTable()
+        self.pool = UpstreamPool()
+        self.metrics = GatewayMetrics()
+        self.connections: set[ClientConnection] = set()
+        self.activating: dict[str, float] = {}  # deployment id -> when its wake-up was sent
+        self._ids = itertools.count(1)
+        self._id_prefix = os.urandom(4).hex().encode()
+        self._access: list[str] = []
+        self._access_path = access_log
+        self._changed = asyncio.Event()
+        self._server: asyncio.base_events.Server | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self.loop: asyncio.AbstractEventLoop = asyncio.get_event_loop_policy().get_event_loop()
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self.loop = asyncio.get_running_loop()
+        self._changed = asyncio.Event()
+        await self.refresh()
+        self._server = await self.loop.create_server(
+            lambda: ClientConnection(self), self.host, self.port, backlog=4096)
+        self._tasks = [self.loop.create_task(self._refresh_loop()),
+                       self.loop.create_task(self._report_loop())]
+
+    async def stop(self, grace: float = 5.0) -> None:
+        if self._server is not None:
+            self._server.close()
+        deadline = self.loop.time() + grace
+        # In-flight requests finish (nothing to await on: poll, bounded by the grace).
+        while self.loop.time() < deadline and any(c.queue for c in self.connections):  # noqa: ASYNC110
+            await asyncio.sleep(0.05)
+        for task in self._tasks:
+            task.cancel()
+        for conn in list(self.connections):
+            conn.abort()
+        self.pool.close_all()
+        self._flush_access()
+        with contextlib.suppress(Exception):
+            await self.loop.run_in_executor(None, self._forget)
+
+    def notify(self) -> None:
+        """The store changed (in-process notification); refresh soon. Any thread."""
+        with contextlib.suppress(RuntimeError):
+            self.loop.call_soon_threadsafe(self._changed.set)
+
+    # -- the routing table ----------------------------------------------------------------
+
+    async def refresh(self) -> None:
+        table = await self.loop.run_in_executor(None, self._read_table)
+        if table is None:
+            return
+        previous = self.table
+        self.table = table
+        live = {b.key for r in table.routes.values() for b in r.balancer.backends}
+        for route in previous.routes.values():
+            for b in route.balancer.backends:
+                if b.key not in live:
+                    self.pool.close_replica(b.key)
+        now = self.loop.time()
+        for d_id, since in list(self.activating.items()):
+            current = table.by_id.get(d_id)  # served requests end the activation first
+            if current is None or (current.balancer.backends and now - since > 5):
+                del self.activating[d_id]
+
+    def _read_table(self) -> RoutingTable | None:
+        with self.store.read() as tx:
+            version = tx.routing.version()
+            if version == self.table.version and self.table.version:
+                return None
+            deployments = tx.deployments.active()
+            replicas = tx.replicas.all()
+            keys = tx.api_keys.all()
+        return build_table(version or -1, deployments, replicas, keys, self.table)
+
+    async def _refresh_loop(self) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._changed.wait(), self.poll_seconds)
+            self._changed.clear()
+            try:
+                await self.refresh()
+            except Exception:
+                log.exception("routing table refresh failed")
+
+    # -- reports to the controller ------------------------------------------------------------
+
+    def report(self) -> GatewayReport:
+        inflight: dict[str, int] = {}
+        waiting: dict[str, int] = {}
+        last: dict[str, float] = {}
+        wall = time.time() - self.loop.time()
+        for d_id, route in self.table.by_id.items():
+            inflight.update(route.balancer.inflight_by_replica())
+            if route.balancer.waiters:
+                waiting[d_id] = len(route.balancer.waiters)
+        for d_id, stats in self.metrics.stats.items():
+            if stats.last_request:
+                last[d_id] = stats.last_request + wall
+        for d_id in self.activating:
+            waiting[d_id] = max(waiting.get(d_id, 0), 1)
+        return GatewayReport(id=self.id, version=self.table.version, seen_at=time.time(),
+                             inflight=inflight, last_request=last, waiting=waiting)
+
+    def _write_report(self, report: GatewayReport) -> None:
+        with self.store.write(notify=False) as tx:
+            tx.routing.report(report)
+
+    def _forget(self) -> None:
+        with self.store.write(notify=False) as tx:
+            tx.routing.forget(self.id)
+
+    async def _report_loop(self) -> None:
+        while True:
+            try:
+                await self.loop.run_in_executor(None, self._write_report, self.report())
+            except Exception:
+                log.exception("gateway report failed")
+            self._flush_access()
+            await asyncio.sleep(self.report_seconds)
+
+    def activate(self, route: Route) -> None:
+        """A request waits for a deployment with no replica: wake the controller once."""
+        if route.deployment_id in self.activating:
+            return
+        self.activating[route.deployment_id] = self.loop.time()
+
+        async def wake() -> None:
+            await self.loop.run_in_executor(None, self._write_report, self.report())
+            if self.on_activate is not None:
+                self.on_activate()
+
+        self.loop.create_task(wake())
+
+    def cold_started(self, route: Route, seconds: float) -> None:
+        self.metrics.cold_started(route, seconds)
+        if self.activating.pop(route.deployment_id, None) is None:
+            return
+        event = Event(deployment_id=route.deployment_id, at=datetime.now(UTC), kind="Gateway",
+                      reason="ColdStart",
+                      message=f"first request served after {seconds * 1000:.0f} ms")
+
+        def write() -> None:
+            with self.store.write(notify=False) as tx:
+                tx.events.add(event)
+
+        self.loop.run_in_executor(None, write)
+
+    # -- per request ----------------------------------------------------------------------------
+
+    def new_request_id(self) -> bytes:
+        return b"%s-%d" % (self._id_prefix, next(self._ids))
+
+    def local_answer(self, path: bytes, ex: Exchange) -> bytes | None:
+        if path == b"/metrics":
+            return plain_response(200, b"text/plain; version=0.0.4; charset=utf-8",
+                                  self.metrics.render(), keep_alive=ex.keep_alive)
+        if path == b"/healthz":
+            return plain_response(200, b"application/json", b'{"status":"ok"}',
+                                  keep_alive=ex.keep_alive)
+        return None
+
+    def resolve(self, host: bytes, path: bytes) -> tuple[Route, bytes] | None:
+        routes = self.table.routes
+        if self.domain is not None and host:
+            name = host.split(b":", 1)[0].lower()
+            suffix = b"." + self.domain
+            if name.endswith(suffix):
+                deployment, _, project = name[: -len(suffix)].rpartition(b".")
+                route = routes.get((project.decode(errors="replace"),
+                                    deployment.decode(errors="replace")))
+                if route is not None:
+                    return route, path
+        parts = path.split(b"/", 3)  # b"", project, deployment, rest
+        if len(parts) < 3:
+            return None
+        route = routes.get((parts[1].decode(errors="replace"), parts[2].decode(errors="replace")))
+        if route is None:
+            return None
+        return route, b"/" + parts[3] if len(parts) == 4 else b"/"
+
+    def authorize(self, route: Route, auth: bytes, api_key: bytes,
+                  ex: Exchange) -> tuple[int, str, str] | None:
+        if not route.needs_key:
+            return None
+        secret = api_key.strip()
+        if not secret:
+            scheme, _, value = auth.strip().partition(b" ")
+            if scheme.lower() == b"bearer":
+                secret = value.strip()
+        if not secret:
+            return 401, "unauthorized", ("an API key is required: send 'Authorization: Bearer "
+                                         "<key>' or 'X-Api-Key: <key>'")
+        # Keys are found by the SHA-256 of the secret: how long the lookup takes says nothing
+        # about the secret itself, so no secret is ever compared byte by byte.
+        entry = self.table.keys.get(hashlib.sha256(secret).hexdigest())
+        if entry is None:
+            return 401, "unauthorized", "unknown API key"
+        if entry.expires_at is not None and entry.expires_at < time.time():
+            return 401, "unauthorized", "the API key has expired"
+        if entry.project != route.project or (route.keys is not None
+                                              and entry.name not in route.keys):
+            return 403, "forbidden", f"this API key may not call {route.project}/{route.name}"
+        ex.key_name = entry.name
+        return None
+
+    def record(self, ex: Exchange, backend: Backend | None, own: bool) -> None:
+        route = ex.route
+        now = self.loop.time()
+        duration = now - ex.started if ex.started else 0.0
+        if route is not None:
+            self.metrics.observe(route, ex.status, duration, ex.ttfb, now)
+        if self._access_path is not None:
+            self._access.append(json.dumps({
+                "ts": round(time.time(), 6), "id": ex.request_id.decode(errors="replace"),
+                "client": ex.conn.client_ip, "method": ex.method,
+                "path": ex.url.split(b"?", 1)[0].decode(errors="replace"),
+                "project": route.project if route else None,
+                "deployment": route.name if route else None,
+                "replica": backend.replica_id if backend else None,
+                "status": ex.status, "ms": round(duration * 1000, 3),
+                "ttfb_ms": round(ex.ttfb * 1000, 3) if ex.ttfb is not None else None,
+                "key": ex.key_name or None, "source": "gateway" if own else "replica",
+            }, separators=(",", ":")))
+            if len(self._access) >= 4096:
+                self._flush_access()
+
+    def _flush_access(self) -> None:
+        if not self._access or self._access_path is None:
+            return
+        lines, self._access = self._access, []
+        with self._access_path.open("a", encoding="utf-8") as fh:
+            fh.write("\n".join(lines) + "\n")
