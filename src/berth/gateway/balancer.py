@@ -86,8 +86,9 @@ class Balancer:
             b = backends[0]
             chosen = b if self._eligible(b, exclude) else None
         else:
-            i = self.rng.randrange(n)
-            j = self.rng.randrange(n - 1)
+            draw = self.rng.random
+            i = int(draw() * n)
+            j = int(draw() * (n - 1))
             if j >= i:
                 j += 1
             a, b = backends[i], backends[j]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from time import monotonic
 from typing import TYPE_CHECKING
 
 from berth.gateway.balancer import Backend, Shed
@@ -14,46 +15,51 @@ from berth.gateway.upstream import UpstreamConnection
 if TYPE_CHECKING:
     from berth.gateway.proxy import ClientConnection
 
+INF = float("inf")
 REPLAY_LIMIT = 64 * 1024  # request bodies up to this size can be resent after a stale connection
 BUFFER_LIMIT = 1024 * 1024  # buffered request body before the client is paused
 MAX_TRIES = 3
 SKIP_UPSTREAM = HOP_BY_HOP | {b"host", b"content-length", b"x-forwarded-for",
                               b"x-forwarded-proto", b"x-forwarded-host", b"x-request-id"}
+SKIP_WITH_AUTH = SKIP_UPSTREAM | {b"authorization", b"x-api-key"}
 
 
 class Exchange:
+    # Defaults live on the class: a request only pays for what it changes.
+    method = "GET"
+    keep_alive = True
+    http11 = True
+    started = 0.0
+    route: Route | None = None
+    backend: Backend | None = None
+    upstream: UpstreamConnection | None = None
+    head = b""
+    body_size = 0
+    body_done = False
+    chunked_request = False
+    replayable = True
+    sent = False
+    responded = False
+    chunked_response = False
+    status = 0
+    ttfb: float | None = None
+    request_id = b""
+    key_name = ""
+    due = INF  # when the next timeout (first byte, idle or total) fires
+    total_at = INF
+    idle_gap = INF
+    task: asyncio.Task[None] | None = None
+    cold_start: float | None = None
+    done = False
+    began = False
+
     def __init__(self, conn: ClientConnection) -> None:
         self.conn = conn
         self.gw = conn.gw
         self.url = b""
         self.headers: list[tuple[bytes, bytes]] = []
-        self.method = "GET"
-        self.keep_alive = True
-        self.http11 = True
-        self.started = 0.0
-        self.route: Route | None = None
-        self.backend: Backend | None = None
-        self.upstream: UpstreamConnection | None = None
-        self.head = b""
         self.body: list[bytes] = []  # buffered until the upstream is ready; kept for a replay
-        self.body_size = 0
-        self.body_done = False
-        self.chunked_request = False
-        self.replayable = True
-        self.sent = False
-        self.responded = False
-        self.chunked_response = False
-        self.status = 0
-        self.ttfb: float | None = None
-        self.request_id = b""
-        self.key_name = ""
-        self.tried: set[str] = set()
-        self.timer: asyncio.TimerHandle | None = None
-        self.deadline: asyncio.TimerHandle | None = None
-        self.task: asyncio.Task[None] | None = None
-        self.cold_start: float | None = None
-        self.done = False
-        self.began = False
+        self.tried: list[str] = []
 
     # -- request --------------------------------------------------------------------------
 
@@ -72,7 +78,7 @@ class Exchange:
         if self.began:
             return
         self.began = True
-        self.started = self.gw.loop.time()
+        self.started = monotonic()
         host = auth = api_key = forwarded = b""
         for name, value in self.headers:
             if name == b"host":
@@ -108,7 +114,9 @@ class Exchange:
             return
         self._build_head(host, forwarded, rest + (b"?" + query if query else b""),
                          strip_auth=route.needs_key)
-        self.deadline = self.gw.loop.call_later(route.total, self._on_total_timeout)
+        self.total_at = self.due = self.started + route.total
+        self.idle_gap = route.idle
+        self.gw.timed.add(self)
         backend = route.balancer.try_acquire()
         if backend is not None:
             self._dispatch(backend)
@@ -116,26 +124,27 @@ class Exchange:
             self.task = self.gw.loop.create_task(self._wait_for_slot())
 
     def _build_head(self, host: bytes, forwarded: bytes, target: bytes, strip_auth: bool) -> None:
-        drop = SKIP_UPSTREAM
-        if strip_auth:
-            drop = drop | {b"authorization", b"x-api-key"}
-        for name, value in self.headers:
-            if name == b"connection":
-                drop = drop | {t.strip().lower() for t in value.split(b",")}
+        drop = SKIP_WITH_AUTH if strip_auth else SKIP_UPSTREAM
+        length = b""
         lines = [b"%s %s HTTP/1.1\r\n" % (self.method.encode(), target or b"/")]
-        lines += [name + b": " + value + b"\r\n" for name, value in self.headers
-                  if name not in drop]
-        client = self.conn.client_ip.encode()
-        lines.append(b"x-forwarded-for: " + (forwarded + b", " + client if forwarded else client)
-                     + b"\r\n")
-        lines.append(b"x-forwarded-proto: http\r\nx-forwarded-host: " + host + b"\r\n")
-        lines.append(b"x-request-id: " + self.request_id + b"\r\n")
+        for name, value in self.headers:
+            if name not in drop:
+                lines.append(b"%s: %s\r\n" % (name, value))
+            elif name == b"content-length":
+                length = value
+            elif name == b"connection":  # it names more hop-by-hop headers
+                named = {t.strip().lower() for t in value.split(b",")}
+                lines = [ln for ln in lines if ln.split(b":", 1)[0] not in named]
+                drop = drop | named
+        client = self.conn.client_ip_bytes
+        lines.append(b"x-forwarded-for: %s\r\nx-forwarded-proto: http\r\n"
+                     b"x-forwarded-host: %s\r\nx-request-id: %s\r\n" % (
+                         forwarded + b", " + client if forwarded else client, host,
+                         self.request_id))
         if self.chunked_request:
             lines.append(b"transfer-encoding: chunked\r\n")
-        else:
-            length = next((v for n, v in self.headers if n == b"content-length"), None)
-            if length is not None:
-                lines.append(b"content-length: " + length + b"\r\n")
+        elif length:
+            lines.append(b"content-length: %s\r\n" % length)
         self.head = b"".join(lines)  # "host:" and the blank line are added per upstream
 
     def request_body(self, chunk: bytes) -> None:
@@ -163,7 +172,7 @@ class Exchange:
             if self.sent and self.upstream is not None:
                 self.upstream.write(b"0\r\n\r\n")
         if self.sent:
-            self._arm(self.route.first_byte if self.route else 300.0, self._on_first_byte_timeout)
+            self._await_first_byte()
 
     # -- reserving a replica ----------------------------------------------------------------
 
@@ -172,7 +181,7 @@ class Exchange:
         assert route is not None
         balancer = route.balancer
         if not balancer.backends and route.from_zero:
-            self.cold_start = self.gw.loop.time()
+            self.cold_start = monotonic()
             self.gw.activate(route)
         try:
             waiter = balancer.enqueue(frozenset(self.tried))
@@ -192,12 +201,12 @@ class Exchange:
             raise
         finally:
             self.gw.metrics.queued(route, -1)
-            self.gw.metrics.waited(route, self.gw.loop.time() - self.started)
+            self.gw.metrics.waited(route, monotonic() - self.started)
         if self.done:
             balancer.release(backend)
             return
         if self.cold_start is not None:
-            self.gw.cold_started(route, self.gw.loop.time() - self.cold_start)
+            self.gw.cold_started(route, monotonic() - self.cold_start)
         self._dispatch(backend)
 
     def _shed(self, reason: str, message: str) -> None:
@@ -208,7 +217,7 @@ class Exchange:
 
     def _dispatch(self, backend: Backend) -> None:
         self.backend = backend
-        self.tried.add(backend.replica_id)
+        self.tried.append(backend.replica_id)
         conn = self.gw.pool.take(backend.key)
         if conn is not None:
             self._send_on(conn)
@@ -250,7 +259,7 @@ class Exchange:
             self.body = []
         self.conn.resume_reading()
         if self.body_done:
-            self._arm(self.route.first_byte if self.route else 300.0, self._on_first_byte_timeout)
+            self._await_first_byte()
 
     # -- response (ResponseSink) --------------------------------------------------------------
 
@@ -266,11 +275,9 @@ class Exchange:
             return
         self.responded = True
         self.status = status
-        self.ttfb = self.gw.loop.time() - self.started
+        self.ttfb = monotonic() - self.started
         self.body = []
-        route = self.route
-        assert route is not None
-        self._arm(route.idle, self._on_idle_timeout)
+        self.due = min(self.total_at, monotonic() + self.idle_gap)
         out = [status_line(status)]
         framed = event_stream = cache_control = False
         for name, value in headers:
@@ -306,8 +313,7 @@ class Exchange:
     def on_response_body(self, chunk: bytes) -> None:
         if self.done:
             return
-        if self.timer is not None and self.route is not None:
-            self._arm(self.route.idle, self._on_idle_timeout)
+        self.due = min(self.total_at, monotonic() + self.idle_gap)
         if self.chunked_response:
             self.conn.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
         else:
@@ -354,19 +360,21 @@ class Exchange:
 
     # -- timeouts and the end -------------------------------------------------------------------
 
-    def _arm(self, seconds: float, callback: object) -> None:
-        if self.timer is not None:
-            self.timer.cancel()
-        self.timer = self.gw.loop.call_later(seconds, callback)  # type: ignore[arg-type]
+    def _await_first_byte(self) -> None:
+        first_byte = self.route.first_byte if self.route else 300.0
+        self.due = min(self.total_at, monotonic() + first_byte)
 
-    def _on_first_byte_timeout(self) -> None:
-        self._timeout("first_byte", self.route.first_byte if self.route else 0)
-
-    def _on_idle_timeout(self) -> None:
-        self._timeout("idle", self.route.idle if self.route else 0)
-
-    def _on_total_timeout(self) -> None:
-        self._timeout("total", self.route.total if self.route else 0)
+    def expire(self, now: float) -> None:
+        """The gateway's timeout sweep found this exchange past `due`."""
+        route = self.route
+        if route is None:
+            return
+        if now >= self.total_at:
+            self._timeout("total", route.total)
+        elif self.responded:
+            self._timeout("idle", route.idle)
+        else:
+            self._timeout("first_byte", route.first_byte)
 
     def _timeout(self, which: str, seconds: float) -> None:
         if self.done:
@@ -425,9 +433,7 @@ class Exchange:
         self.done = True
         if status is not None:
             self.status = status
-        for handle in (self.timer, self.deadline):
-            if handle is not None:
-                handle.cancel()
+        self.gw.timed.discard(self)
         backend = self.backend
         self._release()
         task = self.task

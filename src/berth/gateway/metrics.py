@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from bisect import bisect_left
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import (
@@ -15,44 +13,8 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
+from berth.gateway.stats import DeploymentStats
 from berth.gateway.table import Route
-
-LATENCY = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
-           30.0, 60.0, 120.0, 300.0)
-
-
-@dataclass
-class Histogram:
-    bounds: tuple[float, ...] = LATENCY
-    counts: list[int] = field(default_factory=lambda: [0] * (len(LATENCY) + 1))
-    total: float = 0.0
-
-    def observe(self, value: float) -> None:
-        self.counts[bisect_left(self.bounds, value)] += 1
-        self.total += value
-
-    def buckets(self) -> list[tuple[str, float]]:
-        out, running = [], 0
-        for bound, count in zip(self.bounds, self.counts, strict=False):
-            running += count
-            out.append((repr(bound), float(running)))
-        out.append(("+Inf", float(running + self.counts[-1])))
-        return out
-
-
-@dataclass
-class DeploymentStats:
-    project: str
-    name: str
-    responses: dict[int, int] = field(default_factory=dict)
-    latency: Histogram = field(default_factory=Histogram)
-    ttfb: Histogram = field(default_factory=Histogram)
-    queue_wait: Histogram = field(default_factory=Histogram)
-    cold_start: Histogram = field(default_factory=Histogram)
-    shed: dict[str, int] = field(default_factory=dict)
-    retries: int = 0
-    queued: int = 0
-    last_request: float = 0.0
 
 
 class GatewayMetrics:
@@ -63,20 +25,14 @@ class GatewayMetrics:
         self.registry.register(_Collector(self))
 
     def of(self, route: Route) -> DeploymentStats:
-        s = self.stats.get(route.deployment_id)
+        s = route.stats
         if s is None:
-            s = self.stats[route.deployment_id] = DeploymentStats(route.project, route.name)
+            s = self.stats.get(route.deployment_id)
+            if s is None:
+                s = self.stats[route.deployment_id] = DeploymentStats(route.project, route.name)
             self.routes[route.deployment_id] = route
+            route.stats = s
         return s
-
-    def observe(self, route: Route, status: int, seconds: float, ttfb: float | None,
-                now: float) -> None:
-        s = self.of(route)
-        s.responses[status] = s.responses.get(status, 0) + 1
-        s.latency.observe(seconds)
-        if ttfb is not None:
-            s.ttfb.observe(ttfb)
-        s.last_request = now
 
     def queued(self, route: Route, delta: int) -> None:
         self.of(route).queued += delta

@@ -26,6 +26,7 @@ class ClientConnection(asyncio.Protocol):
         self.queue: deque[Exchange] = deque()  # in arrival order; the head is being served
         self.closed = False
         self.client_ip = ""
+        self.client_ip_bytes = b""
         self.paused = False  # client's reading paused (request body backpressure)
         self.write_paused = False
         self.batch: list[bytes] | None = None
@@ -36,6 +37,7 @@ class ClientConnection(asyncio.Protocol):
         self.transport = cast(asyncio.Transport, transport)  # uvloop's is no subclass
         peer = self.transport.get_extra_info("peername")
         self.client_ip = peer[0] if peer else ""
+        self.client_ip_bytes = self.client_ip.encode()
         sock = self.transport.get_extra_info("socket")
         if sock is not None:
             with contextlib.suppress(OSError):

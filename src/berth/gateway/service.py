@@ -9,11 +9,13 @@ import itertools
 import json
 import logging
 import os
+import re
 import socket
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from time import monotonic
 from typing import TYPE_CHECKING
 
 from berth.domain.records import Event
@@ -30,6 +32,14 @@ if TYPE_CHECKING:
     from berth.gateway.exchange import Exchange
 
 log = logging.getLogger("berth.gateway")
+# ts, request id, client, method, url, route, replica, status, seconds, ttfb, key name, own
+AccessEntry = tuple[float, bytes, str, str, bytes, Route | None, Backend | None, int, float,
+                    float | None, str, bool]
+SWEEP_SECONDS = 0.05
+_PLAIN = re.compile(rb'[^\x00-\x1f"\\\x7f-\xff]*')  # needs no JSON escaping
+ACCESS_LINE = ('{"ts":%.6f,"id":%s,"client":"%s","method":"%s","path":%s,"project":%s,'
+               '"deployment":%s,"replica":%s,"status":%d,"ms":%.3f,"ttfb_ms":%s,"key":%s,'
+               '"source":"%s"}')
 
 
 class Gateway:
@@ -49,10 +59,11 @@ class Gateway:
         self.pool = UpstreamPool()
         self.metrics = GatewayMetrics()
         self.connections: set[ClientConnection] = set()
+        self.timed: set[Exchange] = set()  # requests whose timeouts the sweep watches
         self.activating: dict[str, float] = {}  # deployment id -> when its wake-up was sent
         self._ids = itertools.count(1)
         self._id_prefix = os.urandom(4).hex().encode()
-        self._access: list[str] = []
+        self._access: list[AccessEntry] = []
         self._access_path = access_log
         self._changed = asyncio.Event()
         self._server: asyncio.base_events.Server | None = None
@@ -68,7 +79,8 @@ class Gateway:
         self._server = await self.loop.create_server(
             lambda: ClientConnection(self), self.host, self.port, backlog=4096)
         self._tasks = [self.loop.create_task(self._refresh_loop()),
-                       self.loop.create_task(self._report_loop())]
+                       self.loop.create_task(self._report_loop()),
+                       self.loop.create_task(self._timeout_loop())]
 
     async def stop(self, grace: float = 5.0) -> None:
         if self._server is not None:
@@ -104,7 +116,7 @@ class Gateway:
             for b in route.balancer.backends:
                 if b.key not in live:
                     self.pool.close_replica(b.key)
-        now = self.loop.time()
+        now = monotonic()
         for d_id, since in list(self.activating.items()):
             current = table.by_id.get(d_id)  # served requests end the activation first
             if current is None or (current.balancer.backends and now - since > 5):
@@ -136,7 +148,7 @@ class Gateway:
         inflight: dict[str, int] = {}
         waiting: dict[str, int] = {}
         last: dict[str, float] = {}
-        wall = time.time() - self.loop.time()
+        wall = time.time() - monotonic()
         for d_id, route in self.table.by_id.items():
             inflight.update(route.balancer.inflight_by_replica())
             if route.balancer.waiters:
@@ -166,11 +178,19 @@ class Gateway:
             self._flush_access()
             await asyncio.sleep(self.report_seconds)
 
+    async def _timeout_loop(self) -> None:
+        """One sweep instead of timer handles per request; timeouts fire within 50 ms."""
+        while True:
+            await asyncio.sleep(SWEEP_SECONDS)
+            now = monotonic()
+            for ex in [ex for ex in self.timed if ex.due <= now]:
+                ex.expire(now)
+
     def activate(self, route: Route) -> None:
         """A request waits for a deployment with no replica: wake the controller once."""
         if route.deployment_id in self.activating:
             return
-        self.activating[route.deployment_id] = self.loop.time()
+        self.activating[route.deployment_id] = monotonic()
 
         async def wake() -> None:
             await self.loop.run_in_executor(None, self._write_report, self.report())
@@ -252,29 +272,47 @@ class Gateway:
         return None
 
     def record(self, ex: Exchange, backend: Backend | None, own: bool) -> None:
+        """Per request: counters, and the access-log fields (formatted later, in bulk)."""
         route = ex.route
-        now = self.loop.time()
+        now = monotonic()
         duration = now - ex.started if ex.started else 0.0
         if route is not None:
-            self.metrics.observe(route, ex.status, duration, ex.ttfb, now)
+            stats = route.stats or self.metrics.of(route)
+            stats.responses[ex.status] = stats.responses.get(ex.status, 0) + 1
+            stats.latency.observe(duration)
+            if ex.ttfb is not None:
+                stats.ttfb.observe(ex.ttfb)
+            stats.last_request = now
         if self._access_path is not None:
-            self._access.append(json.dumps({
-                "ts": round(time.time(), 6), "id": ex.request_id.decode(errors="replace"),
-                "client": ex.conn.client_ip, "method": ex.method,
-                "path": ex.url.split(b"?", 1)[0].decode(errors="replace"),
-                "project": route.project if route else None,
-                "deployment": route.name if route else None,
-                "replica": backend.replica_id if backend else None,
-                "status": ex.status, "ms": round(duration * 1000, 3),
-                "ttfb_ms": round(ex.ttfb * 1000, 3) if ex.ttfb is not None else None,
-                "key": ex.key_name or None, "source": "gateway" if own else "replica",
-            }, separators=(",", ":")))
+            self._access.append((time.time(), ex.request_id, ex.conn.client_ip, ex.method,
+                                 ex.url, route, backend, ex.status, duration, ex.ttfb,
+                                 ex.key_name, own))
             if len(self._access) >= 4096:
                 self._flush_access()
 
     def _flush_access(self) -> None:
         if not self._access or self._access_path is None:
             return
-        lines, self._access = self._access, []
+        entries, self._access = self._access, []
+        lines = [ACCESS_LINE % (
+            ts, _q(rid), client, method, _q(url.split(b"?", 1)[0]),
+            _s(route.project if route else None), _s(route.name if route else None),
+            _s(backend.replica_id if backend else None), status, duration * 1000,
+            "null" if ttfb is None else f"{ttfb * 1000:.3f}", _s(key or None),
+            "gateway" if own else "replica")
+            for ts, rid, client, method, url, route, backend, status, duration, ttfb, key, own
+            in entries]
         with self._access_path.open("a", encoding="utf-8") as fh:
             fh.write("\n".join(lines) + "\n")
+
+
+def _q(raw: bytes) -> str:
+    """A JSON string of bytes from the wire (escaped: paths and ids are client input)."""
+    if _PLAIN.fullmatch(raw):
+        return f'"{raw.decode("ascii")}"'
+    return json.dumps(raw.decode("utf-8", "replace"))
+
+
+def _s(value: str | None) -> str:
+    """Names Berth validated (no quotes or escapes possible), or null."""
+    return "null" if value is None else f'"{value}"'

@@ -8,6 +8,7 @@ from datetime import datetime
 from berth.domain.records import ApiKey, Deployment, Replica
 from berth.domain.status import DesiredState, ReplicaState
 from berth.gateway.balancer import Balancer
+from berth.gateway.stats import DeploymentStats
 
 
 @dataclass(frozen=True)
@@ -31,6 +32,7 @@ class Route:
     queue_timeout: float = 60.0
     from_zero: bool = False  # some region may scale to zero: hold requests and wake it
     flush_all: bool = False  # ingress.disable_response_buffering
+    stats: DeploymentStats | None = None  # the metrics of this deployment (set on first use)
 
     @property
     def needs_key(self) -> bool:
