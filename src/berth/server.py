@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import os
 import signal
@@ -169,6 +170,7 @@ def run_server(settings: Settings) -> None:
     background.start()
     data_plane = GatewayThread(server.gateway)
     data_plane.start()
+    gc.freeze()  # start-up objects never die: keep them out of every later collection
     config = uvicorn.Config(server.app, host=settings.host, port=settings.port,
                             access_log=False, log_level="warning", lifespan="off")
     api = uvicorn.Server(config)
@@ -204,6 +206,7 @@ def run_gateway(settings: Settings) -> None:
                       domain=settings.domain, access_log=settings.data_dir / "access.log")
     loop = new_loop()
     main = loop.create_task(serve_forever(gateway))
+    gc.freeze()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, main.cancel)
     print(f"Berth gateway    {gateway_address(settings)('PROJECT', 'DEPLOYMENT')}/...", flush=True)
