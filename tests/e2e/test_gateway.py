@@ -6,8 +6,10 @@ import concurrent.futures as cf
 import contextlib
 import itertools
 import json
+import socket
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +52,45 @@ def test_path_routing_forwarding_headers_and_gateway_errors(api: Api,
     assert missing.status_code == 404 and missing.headers["x-berth-error-source"] == "gateway"
     assert missing.json()["error"]["code"] == "not_found"
     assert "x-berth-error-source" not in r.headers
+
+
+def test_request_bodies_stream_through(api: Api, server: BerthServer) -> None:
+    spec = echo_spec("bodies", 1, image="local/headers",
+                     command=[sys.executable, HEADERS_SERVER, "${PORT}"])
+    api.task(api.create(spec)["task_id"])
+    url = f"{server.gateway}/e2e/bodies/upload"
+    big = "x" * (3 * 1024 * 1024)  # past the gateway's buffer: streamed, not held
+    r = httpx.post(url, content=big.encode(), timeout=30)
+    assert r.status_code == 200 and r.json()["size"] == len(big)
+
+    def chunks() -> Iterator[bytes]:
+        for i in range(50):
+            yield f"part{i};".encode()
+
+    r = httpx.post(url, content=chunks(), timeout=30)
+    seen = r.json()
+    assert r.status_code == 200 and seen["headers"]["transfer-encoding"] == "chunked"
+    assert seen["body"] == "".join(f"part{i};" for i in range(50))
+
+
+def test_close_delimited_bodies_and_pipelining(api: Api, server: BerthServer) -> None:
+    spec = echo_spec("eofs", 1, image="local/headers",
+                     command=[sys.executable, HEADERS_SERVER, "${PORT}"])
+    api.task(api.create(spec)["task_id"])
+    r = httpx.get(f"{server.gateway}/e2e/eofs/eof", timeout=10)
+    assert r.status_code == 200 and r.text == "until the end " * 1000
+    assert r.headers["transfer-encoding"] == "chunked"  # re-framed for the client
+    # Three pipelined requests on one connection come back in order.
+    with socket.create_connection(("127.0.0.1", server.gateway_port), timeout=10) as sock:
+        sock.sendall(b"".join(b"GET /e2e/eofs/n%d HTTP/1.1\r\nHost: x\r\n\r\n" % i
+                              for i in range(3)))
+        data = b""
+        while data.count(b"HTTP/1.1 200") < 3 or not data.endswith(b"}"):
+            chunk = sock.recv(65536)
+            assert chunk, data
+            data += chunk
+    where = [data.find(b'"path": "/n%d"' % i) for i in range(3)]
+    assert min(where) >= 0 and where == sorted(where), where
 
 
 def test_api_keys_401_403_200_and_deletion_within_a_second(api: Api,

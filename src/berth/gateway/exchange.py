@@ -41,6 +41,7 @@ class Exchange:
     sent = False
     responded = False
     chunked_response = False
+    until_eof = False  # the replica's body ends when it closes the connection
     status = 0
     ttfb: float | None = None
     request_id = b""
@@ -279,10 +280,11 @@ class Exchange:
         self.body = []
         self.due = min(self.total_at, monotonic() + self.idle_gap)
         out = [status_line(status)]
-        framed = event_stream = cache_control = False
+        framed = event_stream = cache_control = chunked = False
         for name, value in headers:
             lname = name.lower()
             if lname in HOP_BY_HOP:
+                chunked = chunked or lname == b"transfer-encoding"
                 continue
             if lname == b"content-length":
                 framed = True
@@ -291,7 +293,9 @@ class Exchange:
             elif lname == b"cache-control":
                 cache_control = True
             out.append(name + b": " + value + b"\r\n")
-        if not framed and status not in (204, 304) and self.method != "HEAD":
+        bodiless = status in (204, 304) or status < 200 or self.method == "HEAD"
+        self.until_eof = not (framed or chunked or bodiless)  # an HTTP/1.0-style body
+        if not framed and not bodiless:
             if self.http11:
                 self.chunked_response = True
                 out.append(b"transfer-encoding: chunked\r\n")
@@ -339,6 +343,9 @@ class Exchange:
                 return
             self.reply_error(502, "upstream_closed", "the replica closed the connection "
                              "before answering" + (f": {exc}" if exc else ""))
+            return
+        if self.until_eof and exc is None:  # the close is the end of the body
+            self.on_response_complete()
             return
         self.keep_alive = False
         self.conn.abort()

@@ -9,10 +9,28 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
 
-    def _answer(self) -> None:
+    def _read_body(self) -> str:
+        if "chunked" in (self.headers.get("transfer-encoding") or "").lower():
+            parts = []
+            while True:
+                size = int(self.rfile.readline().split(b";")[0].strip(), 16)
+                if size == 0:
+                    self.rfile.readline()
+                    return b"".join(parts).decode()
+                parts.append(self.rfile.read(size))
+                self.rfile.readline()
         length = int(self.headers.get("content-length") or 0)
-        body = self.rfile.read(length).decode() if length else ""
+        return self.rfile.read(length).decode() if length else ""
+
+    def _answer(self) -> None:
+        body = self._read_body()
+        if self.path.endswith("/eof"):  # HTTP/1.0 style: no length, the close ends the body
+            self.close_connection = True
+            self.wfile.write(b"HTTP/1.0 200 OK\r\ncontent-type: text/plain\r\n\r\n")
+            self.wfile.write(b"until the end " * 1000)
+            return
         payload = json.dumps({"method": self.command, "path": self.path, "body": body,
+                              "size": len(body),
                               "headers": {k.lower(): v for k, v in self.headers.items()}})
         data = payload.encode()
         self.send_response(200)
