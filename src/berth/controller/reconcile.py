@@ -32,12 +32,8 @@ from berth.runtime.base import ProcessObservation
 S = ReplicaState
 
 
-def routable(r: Replica) -> bool:
-    return r.state == S.RUNNING and r.ready and r.port is not None
-
-
 def _routes(replicas: Iterable[Replica]) -> set[tuple[str, int | None]]:
-    return {(r.id, r.port) for r in replicas if routable(r)}
+    return {(r.id, r.port) for r in replicas if r.routable}
 
 
 @dataclass

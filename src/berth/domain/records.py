@@ -74,6 +74,11 @@ class Replica:
     last_error: str = ""
     drain_version: int | None = None  # routing version without it; gateways must reach it
 
+    @property
+    def routable(self) -> bool:
+        """Serving traffic: running, ready and listening."""
+        return self.state == ReplicaState.RUNNING and self.ready and self.port is not None
+
 
 @dataclass
 class Task:

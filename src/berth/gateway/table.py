@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from berth.domain.records import ApiKey, Deployment, Replica
-from berth.domain.status import DesiredState, ReplicaState
+from berth.domain.status import DesiredState
 from berth.gateway.balancer import Balancer
 from berth.gateway.stats import DeploymentStats
 
@@ -47,17 +47,13 @@ class RoutingTable:
     keys: dict[str, KeyEntry] = field(default_factory=dict)  # secret digest -> key
 
 
-def routable(r: Replica) -> bool:
-    return r.state == ReplicaState.RUNNING and r.ready and r.port is not None
-
-
 def build_table(version: int, deployments: list[Deployment], replicas: list[Replica],
                 keys: list[ApiKey], previous: RoutingTable | None) -> RoutingTable:
     """A new table; each deployment keeps its balancer (and so its in-flight counts)."""
     old = previous.by_id if previous else {}
     ready: dict[str, list[tuple[str, str, int]]] = {}
     for r in replicas:
-        if routable(r):
+        if r.routable:
             assert r.port is not None
             ready.setdefault(r.deployment_id, []).append((r.id, "127.0.0.1", r.port))
     table = RoutingTable(version=version)
