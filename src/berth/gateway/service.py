@@ -34,9 +34,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("berth.gateway")
 SWEEP_SECONDS = 0.05
 _PLAIN = re.compile(rb'[^\x00-\x1f"\\\x7f-\xff]*')  # needs no JSON escaping
-ACCESS_LINE = ('{"ts":%.6f,"id":%s,"client":"%s","method":"%s","path":%s,"project":%s,'
-               '"deployment":%s,"replica":%s,"status":%d,"ms":%.3f,"ttfb_ms":%s,"key":%s,'
-               '"source":"%s"}')
+ACCESS_LINE = ('{"ts":%.6f,"id":%s,"client":"%s","method":"%s","path":%s,%s,'
+               '"replica":%s,"status":%d,"ms":%.3f,"ttfb_ms":%s,"key":%s,"source":"%s"}')
 
 
 class Gateway:
@@ -225,20 +224,19 @@ class Gateway:
         return None
 
     def resolve(self, host: bytes, path: bytes) -> tuple[Route, bytes] | None:
-        routes = self.table.routes
+        routes = self.table.by_bytes
         if self.domain is not None and host:
             name = host.split(b":", 1)[0].lower()
             suffix = b"." + self.domain
             if name.endswith(suffix):
                 deployment, _, project = name[: -len(suffix)].rpartition(b".")
-                route = routes.get((project.decode(errors="replace"),
-                                    deployment.decode(errors="replace")))
+                route = routes.get((project, deployment))
                 if route is not None:
                     return route, path
         parts = path.split(b"/", 3)  # b"", project, deployment, rest
         if len(parts) < 3:
             return None
-        route = routes.get((parts[1].decode(errors="replace"), parts[2].decode(errors="replace")))
+        route = routes.get((parts[1], parts[2]))
         if route is None:
             return None
         return route, b"/" + parts[3] if len(parts) == 4 else b"/"
@@ -284,9 +282,9 @@ class Gateway:
             # Formatted now: the cost spreads evenly instead of stalling the loop at flush.
             self._access.append(ACCESS_LINE % (
                 time.time(), _q(ex.request_id), ex.conn.client_ip, ex.method,
-                _q(ex.url.split(b"?", 1)[0]), _s(route.project if route else None),
-                _s(route.name if route else None), _s(backend.replica_id if backend else None),
-                ex.status, duration * 1000,
+                _q(ex.url.split(b"?", 1)[0]),
+                route.log_names if route else '"project":null,"deployment":null',
+                _s(backend.replica_id if backend else None), ex.status, duration * 1000,
                 "null" if ex.ttfb is None else f"{ex.ttfb * 1000:.3f}",
                 _s(ex.key_name or None), "gateway" if own else "replica"))
             if len(self._access) >= 1024:

@@ -33,6 +33,10 @@ class Route:
     from_zero: bool = False  # some region may scale to zero: hold requests and wake it
     flush_all: bool = False  # ingress.disable_response_buffering
     stats: DeploymentStats | None = None  # the metrics of this deployment (set on first use)
+    log_names: str = ""  # its access-log fields, formatted once
+
+    def __post_init__(self) -> None:
+        self.log_names = f'"project":"{self.project}","deployment":"{self.name}"'
 
     @property
     def needs_key(self) -> bool:
@@ -43,6 +47,7 @@ class Route:
 class RoutingTable:
     version: int = 0
     routes: dict[tuple[str, str], Route] = field(default_factory=dict)
+    by_bytes: dict[tuple[bytes, bytes], Route] = field(default_factory=dict)  # wire lookups
     by_id: dict[str, Route] = field(default_factory=dict)
     keys: dict[str, KeyEntry] = field(default_factory=dict)  # secret digest -> key
 
@@ -74,6 +79,7 @@ def build_table(version: int, deployments: list[Deployment], replicas: list[Repl
             flush_all=spec.ingress.disable_response_buffering,
         )
         table.routes[(d.project, d.name)] = route
+        table.by_bytes[(d.project.encode(), d.name.encode())] = route
         table.by_id[d.id] = route
     for d_id, route in old.items():
         if d_id not in table.by_id:

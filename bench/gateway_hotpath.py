@@ -1,0 +1,166 @@
+"""The gateway's per-request Python cost, without sockets: the real ClientConnection,
+Exchange and UpstreamConnection over in-memory transports, against a bare relay (parse,
+forward, parse, answer: nothing else) measured the same way in the same run.
+
+Run: python bench/gateway_hotpath.py [--requests 50000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import cProfile
+import pstats
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httptools
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from tests.fakes.builders import deployment, replica
+
+from berth.domain.records import ApiKey
+from berth.gateway.proxy import ClientConnection
+from berth.gateway.service import Gateway
+from berth.gateway.table import build_table
+from berth.gateway.upstream import UpstreamConnection
+from berth.services.api_keys import digest
+
+SECRET = "bk_bench-secret"
+REQUEST = (b"POST /p/echo/predict HTTP/1.1\r\nHost: 127.0.0.1:8001\r\n"
+           b"Authorization: Bearer " + SECRET.encode() + b"\r\n"
+           b"Content-Type: application/json\r\nContent-Length: 19\r\n\r\n"
+           b'{"inputs": "hello"}')
+BODY = b'{"echo": {"inputs": "hello"}, "replica": "echo-1"}'
+RESPONSE = (b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n"
+            b"content-length: %d\r\n\r\n%s" % (len(BODY), BODY))
+
+
+class Transport:
+    """Enough of asyncio.Transport for the protocols; writes are counted, not sent."""
+
+    def __init__(self) -> None:
+        self.writes = 0
+        self.last = b""
+
+    def write(self, data: bytes) -> None:
+        self.writes += 1
+        self.last = data
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return ("127.0.0.1", 5000) if name == "peername" else default
+
+    def close(self) -> None: ...
+    def abort(self) -> None: ...
+    def pause_reading(self) -> None: ...
+    def resume_reading(self) -> None: ...
+
+
+def berth_gateway(n: int) -> float:
+    d = deployment(2, api_keys=["bench"], per_worker=64)
+    rows = [replica(d, "echo-1"), replica(d, "echo-2")]
+    rows[1].port = 9001
+    key = ApiKey(id="k", project="p", name="bench", description="", digest=digest(SECRET),
+                 prefix="bk_", created_at=datetime.now(UTC), expires_at=None)
+    gw = Gateway(store=None, access_log=Path("/dev/null"))  # type: ignore[arg-type]
+    gw.table = build_table(1, [d], rows, [key], None)
+    client = ClientConnection(gw)
+    client.connection_made(Transport())  # type: ignore[arg-type]
+    ups = {}
+    for r in rows:
+        assert r.port is not None
+        conn = UpstreamConnection(gw.pool, ("127.0.0.1", r.port))
+        conn.connection_made(Transport())  # type: ignore[arg-type]
+        conn.used = 1
+        ups[("127.0.0.1", r.port)] = conn
+        gw.pool.give_back(conn)
+    started = time.perf_counter()
+    for _ in range(n):
+        client.data_received(REQUEST)
+        ex = client.queue[0]
+        assert ex.upstream is not None
+        ex.upstream.data_received(RESPONSE)
+    elapsed = time.perf_counter() - started
+    assert client.transport.last.endswith(BODY), client.transport.last  # type: ignore[union-attr]
+    gw._access.clear()
+    return elapsed / n * 1e6
+
+
+class BareUpstream:
+    def __init__(self, client: BareClient) -> None:
+        self.client, self.parser, self.t = client, httptools.HttpResponseParser(self), Transport()
+
+    def data_received(self, data: bytes) -> None:
+        self.buf: list[bytes] = []
+        self.parser.feed_data(data)
+        self.client.t.write(b"".join(self.buf))
+
+    def on_message_begin(self) -> None:
+        self.h: list[bytes] = []
+
+    def on_header(self, n: bytes, v: bytes) -> None:
+        self.h.append(n + b": " + v + b"\r\n")
+
+    def on_headers_complete(self) -> None:
+        self.buf.append(b"HTTP/1.1 200 OK\r\n" + b"".join(self.h) + b"\r\n")
+
+    def on_body(self, b: bytes) -> None:
+        self.buf.append(b)
+
+
+class BareClient:
+    def __init__(self) -> None:
+        self.t, self.parser = Transport(), httptools.HttpRequestParser(self)
+        self.up = BareUpstream(self)
+
+    def on_message_begin(self) -> None:
+        self.h: list[bytes] = []
+        self.url, self.body = b"", b""
+
+    def on_url(self, u: bytes) -> None:
+        self.url += u
+
+    def on_header(self, n: bytes, v: bytes) -> None:
+        self.h.append(n + b": " + v + b"\r\n")
+
+    def on_body(self, b: bytes) -> None:
+        self.body += b
+
+    def on_message_complete(self) -> None:
+        self.up.t.write(b"POST " + self.url + b" HTTP/1.1\r\n" + b"".join(self.h) + b"\r\n"
+                        + self.body)
+
+
+def bare_relay(n: int) -> float:
+    client = BareClient()
+    started = time.perf_counter()
+    for _ in range(n):
+        client.parser.feed_data(REQUEST)
+        client.up.data_received(RESPONSE)
+    return (time.perf_counter() - started) / n * 1e6
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--requests", type=int, default=50_000)
+    parser.add_argument("--profile", action="store_true", help="cProfile the Berth path")
+    args = parser.parse_args()
+    asyncio.set_event_loop(asyncio.new_event_loop())
+    berth_gateway(2000), bare_relay(2000)  # warm up
+    bare = min(bare_relay(args.requests) for _ in range(3))
+    berth = min(berth_gateway(args.requests) for _ in range(3))
+    print(f"{'path':<44} {'us/request':>10} {'ratio':>7}")
+    print(f"{'bare relay (parse, forward, parse, answer)':<44} {bare:>10.2f} {1.0:>6.2f}x")
+    print(f"{'berth gateway (auth, P2C, metrics, log, ...)':<44} {berth:>10.2f} "
+          f"{berth / bare:>6.2f}x")
+    if args.profile:
+        profile = cProfile.Profile()
+        profile.runcall(berth_gateway, args.requests)
+        pstats.Stats(profile).sort_stats("tottime").print_stats(25)
+
+
+if __name__ == "__main__":
+    main()
