@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from typing import cast
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from berth.domain.errors import BerthError, SpecInvalid
+from berth.domain.errors import BerthError, NotFound, SpecInvalid, Violation
 from berth.domain.validation import field_path
 
 log = logging.getLogger("berth.api")
@@ -23,9 +25,25 @@ def error_response(status: int, code: str, message: str,
         "parameters": parameters or {}}})
 
 
+Renderer = Callable[[BerthError], JSONResponse]
+
+
+def dialect_renderer(request: Request) -> Renderer | None:
+    """The error renderer of the dialect that owns this path, if any."""
+    for prefix, render in getattr(request.app.state, "error_renderers", []):
+        if request.url.path.startswith(prefix):
+            return cast(Renderer, render)
+    return None
+
+
 def install_error_handlers(app: FastAPI) -> None:
+    app.state.error_renderers = []
+
     @app.exception_handler(BerthError)
-    async def _berth(_request: Request, exc: BerthError) -> JSONResponse:
+    async def _berth(request: Request, exc: BerthError) -> JSONResponse:
+        render = dialect_renderer(request)
+        if render is not None:
+            return render(exc)
         details = []
         if isinstance(exc, SpecInvalid):
             details = [{"field": v.field, "rule": v.rule, "message": v.message}
@@ -39,7 +57,7 @@ def install_error_handlers(app: FastAPI) -> None:
         return response
 
     @app.exception_handler(RequestValidationError)
-    async def _request(_request: Request, exc: RequestValidationError) -> JSONResponse:
+    async def _request(request: Request, exc: RequestValidationError) -> JSONResponse:
         details = []
         for item in exc.errors():
             loc = tuple(item.get("loc", ()))
@@ -48,11 +66,19 @@ def install_error_handlers(app: FastAPI) -> None:
             details.append({"field": path, "rule": str(item.get("type", "invalid")),
                             "message": str(item.get("msg", "invalid"))})
         first = details[0] if details else {"field": "request", "message": "invalid"}
+        render = dialect_renderer(request)
+        if render is not None:
+            return render(SpecInvalid([Violation(d["field"], d["rule"], d["message"])
+                                       for d in details] or [Violation("request", "invalid",
+                                                                       "invalid request")]))
         return error_response(422, "invalid_request", f"{first['field']}: {first['message']}",
                               details)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        render = dialect_renderer(request)
+        if render is not None and exc.status_code == 404:
+            return render(NotFound(str(exc.detail)))
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
         return error_response(exc.status_code, code, str(exc.detail))
 

@@ -1,0 +1,1 @@
+"""Gcore Everywhere Inference (cloud/v3 inference deployments)."""

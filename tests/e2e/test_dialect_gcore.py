@@ -1,0 +1,117 @@
+"""The official Gcore SDK (strict response validation on) against a real `berth serve`."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import gcore
+import httpx
+import pytest
+from gcore import Gcore
+
+from tests.e2e.harness import BerthServer, wait_for
+
+PROJECT = 7
+
+
+@pytest.fixture
+def sdk(server: BerthServer) -> Iterator[Gcore]:
+    client = Gcore(api_key=server.token, base_url=server.url, cloud_project_id=PROJECT,
+                   cloud_region_id=1, polling_interval_seconds=1, max_retries=0,
+                   _strict_response_validation=True)
+    yield client
+    client.close()
+
+
+def test_sdk_lifecycle(sdk: Gcore, server: BerthServer) -> None:
+    deployments = sdk.cloud.inference.deployments
+    flavor = sdk.cloud.inference.flavors.list().results[0].name
+    assert sdk.cloud.inference.flavors.get(flavor).name == flavor
+    created = deployments.create_and_poll(
+        name="sdk-echo", image="catalog/echo", listening_port=8080, flavor_name=flavor,
+        containers=[{"region_id": 1, "scale": {"min": 1, "max": 2,
+                                               "triggers": {"cpu": {"threshold": 80}}}}],
+        envs={"MODE": "a"}, description="from the SDK", api_timeout=120,
+        probes={"readiness_probe": {"enabled": True, "probe": {
+            "http_get": {"path": "/healthz", "port": 8080, "headers": {}, "schema": "HTTP"},
+            "period_seconds": 1, "failure_threshold": 3, "success_threshold": 1,
+            "initial_delay_seconds": 0, "timeout_seconds": 1}}},
+        polling_timeout_seconds=60)
+    assert created.status == "ACTIVE" and created.project_id == PROJECT
+    assert created.containers[0].deploy_status.ready == 1
+    assert created.containers[0].scale.triggers.cpu is not None
+    assert created.probes is not None and created.probes.readiness_probe is not None
+    assert created.address and created.address.endswith(f"/{PROJECT}/sdk-echo")
+    answer = httpx.post(f"{created.address}/predict", json={"via": "gcore"}, timeout=10)
+    assert answer.json()["echo"] == {"via": "gcore"}
+    assert [d.name for d in deployments.list()] == ["sdk-echo"]
+    updated = deployments.update_and_poll(deployment_name="sdk-echo", envs={"MODE": "b"},
+                                          polling_timeout_seconds=60)
+    assert updated.envs == {"MODE": "b"} and updated.status == "ACTIVE"
+    deployments.stop("sdk-echo")
+    wait_for(lambda: deployments.get("sdk-echo").status == "DISABLED", 20,
+             what="DISABLED")
+    deployments.start("sdk-echo")
+    wait_for(lambda: deployments.get("sdk-echo").status == "ACTIVE", 20, what="ACTIVE")
+    logs = list(deployments.logs.list(deployment_name="sdk-echo", limit=10))
+    assert logs and all(entry.pod.startswith("sdk-echo") for entry in logs)
+    deployments.delete_and_poll("sdk-echo", polling_timeout_seconds=60)
+    with pytest.raises(gcore.NotFoundError):
+        deployments.get("sdk-echo")
+
+
+def test_sdk_sees_gcore_errors(sdk: Gcore, server: BerthServer) -> None:
+    deployments = sdk.cloud.inference.deployments
+    flavor = sdk.cloud.inference.flavors.list().results[0].name
+    base = {"image": "catalog/echo", "listening_port": 8080, "flavor_name": flavor,
+            "containers": [{"region_id": 1, "scale": {"min": 1, "max": 1}}]}
+    with pytest.raises(gcore.BadRequestError) as short:
+        deployments.create(name="abc", **base)  # type: ignore[arg-type]
+    assert short.value.response.headers["x-should-retry"] == "false"
+    assert "name" in short.value.response.text
+    with pytest.raises(gcore.BadRequestError) as both:
+        deployments.create(name="both-auth", api_keys=["k"], auth_enabled=True,
+                           **base)  # type: ignore[arg-type]
+    assert "mutually exclusive" in both.value.response.text
+    with pytest.raises(gcore.BadRequestError):
+        deployments.create(name="bad-port", **{**base, "listening_port": 70000})  # type: ignore[arg-type]
+    with pytest.raises(gcore.BadRequestError) as region:
+        deployments.create(name="bad-region", **{**base, "containers": [
+            {"region_id": 99, "scale": {"min": 1, "max": 1}}]})  # type: ignore[arg-type]
+    assert "region_id" in region.value.response.text
+    with pytest.raises(gcore.NotFoundError):
+        deployments.get("nowhere")
+    with pytest.raises(gcore.AuthenticationError):
+        Gcore(api_key="wrong", base_url=server.url, cloud_project_id=PROJECT,
+              cloud_region_id=1, max_retries=0).cloud.inference.deployments.list()
+
+
+def test_seed_replace_request_is_accepted(server: BerthServer) -> None:
+    """Seed 002's PUT body (v3 replace), sent as written but for this machine's flavor."""
+    with httpx.Client(base_url=server.url, headers={"Authorization": f"apikey {server.token}"},
+                      timeout=30) as http:
+        flavor = http.get("/cloud/v3/inference/flavors").json()["results"][0]["name"]
+        body = {"containers": [{"region_id": 1, "scale": {
+                    "cooldown_period": 60, "max": 3, "min": 1,
+                    "triggers": {"cpu": {"threshold": 80}, "memory": {"threshold": 70}}}}],
+                "flavor_name": flavor, "image": "nginx:latest", "listening_port": 80,
+                "name": "my-instance", "api_keys": ["key1", "key2"],
+                "command": ["python3", "-m", "http.server", "${PORT}"],
+                "credentials_name": "dockerhub", "description": "My first instance",
+                "envs": {"DEBUG_MODE": "False", "KEY": "12345"},
+                "ingress_opts": {"disable_response_buffering": True},
+                "logging": {"destination_region_id": 1, "enabled": True,
+                            "retention_policy": {"period": 42}, "topic_name": "my-log-name"},
+                "timeout": 120}
+        r = http.post(f"/cloud/v3/inference/{PROJECT}/deployments", json=body)
+        assert r.status_code == 200 and len(r.json()["tasks"]) == 1, r.text
+        r = http.put(f"/cloud/v3/inference/{PROJECT}/deployments/my-instance",
+                     json={**body, "description": "replaced"})
+        assert r.status_code == 200, r.text
+        got = http.get(f"/cloud/v3/inference/{PROJECT}/deployments/my-instance").json()
+        assert got["description"] == "replaced" and got["credentials_name"] == "dockerhub"
+        assert got["logging"]["retention_policy"] == {"period": 42}
+        assert got["command"] == "python3 -m http.server '${PORT}'"
+        native = http.get(f"/v1/projects/{PROJECT}/deployments/my-instance").json()
+        assert native["api_keys"] == ["key1", "key2"]  # one domain underneath
+        http.delete(f"/cloud/v3/inference/{PROJECT}/deployments/my-instance")
