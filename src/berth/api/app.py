@@ -9,7 +9,7 @@ from fastapi import Depends, FastAPI
 
 from berth import __version__
 from berth.api.auth import require_token
-from berth.api.dialects.gcore import routes as gcore
+from berth.api.dialects import load_dialects
 from berth.api.errors import install_error_handlers
 from berth.api.v1 import api_keys as api_keys_routes
 from berth.api.v1 import deployments, platform
@@ -41,8 +41,9 @@ def create_app(
     app.include_router(deployments.router, dependencies=auth)
     app.include_router(platform.router, dependencies=auth)
     app.include_router(api_keys_routes.router, dependencies=auth)
-    app.include_router(gcore.router)
-    app.state.error_renderers.append((gcore.PREFIX, gcore.render_error))
+    for dialect in load_dialects():
+        app.include_router(dialect.router)
+        app.state.error_renderers.append((dialect.PREFIX, dialect.render_error))
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict[str, str]:

@@ -15,6 +15,7 @@ from sqlalchemy.engine import Engine
 
 from berth.store.api_keys import ApiKeyRepo
 from berth.store.deployments import DeploymentRepo, SpecCache
+from berth.store.dialect_records import DialectRecordRepo
 from berth.store.replicas import ReplicaRepo
 from berth.store.routing import RoutingRepo
 from berth.store.tasks import EventRepo, TaskRepo
@@ -36,6 +37,7 @@ class Tx:
         self.leases = LeaseRepo(conn)
         self.routing = RoutingRepo(conn)
         self.api_keys = ApiKeyRepo(conn)
+        self.dialect_records = DialectRecordRepo(conn)
 
 
 def _sqlite_engine(url: str) -> Engine:

@@ -167,3 +167,15 @@ gateways = Table(
     Column("seen_at", Float, nullable=False),  # unix time of its last report
     Column("report", JSON, nullable=False),  # in-flight per replica, last request per deployment
 )
+
+dialect_records = Table(
+    "dialect_records", metadata,
+    Column("dialect", String(16), primary_key=True),
+    Column("kind", String(32), primary_key=True),
+    Column("key", String(200), primary_key=True),
+    Column("project", String(64), nullable=False),
+    Column("data", JSON, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+Index("ix_dialect_records_project", dialect_records.c.dialect, dialect_records.c.kind,
+      dialect_records.c.project)
