@@ -97,3 +97,30 @@ def test_platform_endpoints_and_openapi(api: Api, server: BerthServer) -> None:
     assert "/v1/projects/{project}/deployments" in spec["paths"]
     assert "DeploymentSpec" in spec["components"]["schemas"]
     assert httpx.get(f"{server.url}/docs").status_code == 200
+
+
+def test_scoped_control_tokens(api: Api, server: BerthServer) -> None:
+    def make(body: dict[str, Any]) -> str:
+        r = api.http.post("/v1/tokens", json=body)
+        assert r.status_code == 201, r.text
+        assert "secret" not in str(api.http.get("/v1/tokens").json())
+        return str(r.json()["secret"])
+
+    reader = make({"name": "e2e-reader", "access": "read", "projects": ["e2e"]})
+    writer = make({"name": "e2e-writer", "projects": ["e2e"]})
+    url = f"{server.url}/v1/projects"
+
+    def call(method: str, path: str, token: str, **kw: Any) -> int:
+        return httpx.request(method, f"{url}/{path}", headers={
+            "Authorization": f"Bearer {token}"}, **kw).status_code
+
+    assert call("GET", "e2e/deployments", reader) == 200
+    assert call("GET", "other/deployments", reader) == 403
+    assert call("POST", "e2e/deployments", reader, json=echo_spec("read-only", 1)) == 403
+    assert call("POST", "other/deployments", writer, json=echo_spec("elsewhere", 1)) == 403
+    assert call("POST", "e2e/deployments", writer, json=echo_spec("by-writer", 0)) == 202
+    refused = httpx.get(f"{server.url}/v1/tokens", headers={"Authorization": f"Bearer {writer}"})
+    assert refused.status_code == 403 and refused.json()["error"]["code"] == "forbidden"
+    assert api.http.delete("/v1/tokens/e2e-writer").status_code == 204
+    assert call("GET", "e2e/deployments", writer) == 401
+    assert api.http.delete("/v1/tokens/admin").status_code == 409

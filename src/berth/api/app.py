@@ -13,6 +13,7 @@ from berth.api.dialects import load_dialects
 from berth.api.errors import install_error_handlers
 from berth.api.v1 import api_keys as api_keys_routes
 from berth.api.v1 import deployments, platform
+from berth.api.v1 import tokens as tokens_routes
 from berth.domain.platform import PlatformFacts
 from berth.domain.spec import DeploymentSpec
 from berth.runtime.base import Runtime
@@ -41,6 +42,7 @@ def create_app(
     app.include_router(deployments.router, dependencies=auth)
     app.include_router(platform.router, dependencies=auth)
     app.include_router(api_keys_routes.router, dependencies=auth)
+    app.include_router(tokens_routes.router)
     for dialect in load_dialects():
         app.include_router(dialect.router)
         app.state.error_renderers.append((dialect.PREFIX, dialect.render_error))

@@ -61,6 +61,11 @@ class Unauthorized(BerthError):
     status = 401
 
 
+class Forbidden(BerthError):
+    code = "forbidden"
+    status = 403
+
+
 @dataclass
 class ErrorBody:
     """A rendered native error, used by the API layer."""

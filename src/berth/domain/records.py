@@ -120,3 +120,21 @@ class ApiKey:
     prefix: str
     created_at: datetime
     expires_at: datetime | None = None
+
+
+@dataclass
+class ControlToken:
+    """A token for the control APIs. Only its SHA-256 digest is kept."""
+
+    id: str
+    name: str
+    kind: str  # "admin" (the data directory's token) or "control"
+    digest: str = field(repr=False)
+    access: str  # "admin", "write" or "read"
+    projects: list[str] | None  # None: every project
+    created_at: datetime
+
+    def may(self, write: bool, project: str | None) -> bool:
+        if write and self.access == "read":
+            return False
+        return project is None or self.projects is None or project in self.projects

@@ -132,6 +132,8 @@ tokens = Table(
     Column("kind", String(16), nullable=False),
     Column("hash", String(64), nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
+    Column("access", String(8), nullable=False, default="admin"),  # admin | write | read
+    Column("projects", JSON, nullable=True),  # null: every project
 )
 
 leases = Table(

@@ -1,30 +1,44 @@
-"""Control tokens (stored as hashes) and controller leases."""
+"""Control tokens (stored as hashes, with their scopes) and controller leases."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from typing import Any
 
 from sqlalchemy import Connection, select
 
+from berth.domain.records import ControlToken
 from berth.store.schema import leases as lt
 from berth.store.schema import tokens as t
+
+
+def _token(row: Any) -> ControlToken:
+    return ControlToken(id=row.id, name=row.name, kind=row.kind, digest=row.hash,
+                        access=row.access, projects=row.projects, created_at=row.created_at)
 
 
 class TokenRepo:
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
 
-    def put(self, token_id: str, name: str, kind: str, digest: str, at: datetime) -> None:
-        self.conn.execute(t.delete().where(t.c.name == name))
-        self.conn.execute(t.insert().values(id=token_id, name=name, kind=kind, hash=digest,
-                                            created_at=at))
+    def put(self, token: ControlToken) -> None:
+        self.conn.execute(t.delete().where(t.c.name == token.name))
+        self.conn.execute(t.insert().values(
+            id=token.id, name=token.name, kind=token.kind, hash=token.digest,
+            created_at=token.created_at, access=token.access, projects=token.projects))
 
-    def digests(self, kind: str) -> list[str]:
-        return [r.hash for r in self.conn.execute(select(t.c.hash).where(t.c.kind == kind))]
+    def by_digest(self, digest: str) -> ControlToken | None:
+        row = self.conn.execute(select(t).where(t.c.hash == digest)).first()
+        return _token(row) if row else None
 
-    def digest_of(self, name: str) -> str | None:
-        row = self.conn.execute(select(t.c.hash).where(t.c.name == name)).first()
-        return str(row.hash) if row else None
+    def by_name(self, name: str) -> ControlToken | None:
+        row = self.conn.execute(select(t).where(t.c.name == name)).first()
+        return _token(row) if row else None
+
+    def all(self) -> list[ControlToken]:
+        return [_token(r) for r in self.conn.execute(select(t).order_by(t.c.created_at))]
+
+    def delete(self, name: str) -> bool:
+        return bool(self.conn.execute(t.delete().where(t.c.name == name)).rowcount)
 
 
 class LeaseRepo:
