@@ -201,7 +201,7 @@ class Controller:
                     tx.events.add(e)
                 for t in result.tasks:
                     tx.tasks.save(t)
-                tx.deployments.save(d)
+                tx.deployments.save_observed(d)
             if result.routing_changed and self.on_routing_change is not None:
                 self.on_routing_change()
         for rid, signal in result.signals:

@@ -81,6 +81,19 @@ class DeploymentRepo:
     def save(self, d: Deployment) -> None:
         self.conn.execute(t.update().where(t.c.id == d.id).values(**_to_row(d)))
 
+    def save_observed(self, d: Deployment) -> bool:
+        """Write what the controller owns (status, rollout, last request), only if the row is
+        still at the generation it reconciled: a change accepted meanwhile is never undone.
+        False when it was not written (the next tick recomputes)."""
+        row = _to_row(d)
+        observed = {k: row[k] for k in ("status", "status_reason", "status_since",
+                                        "observed_generation", "containers",
+                                        "halted_template", "halted_reason",
+                                        "last_request_at", "deleted_at")}
+        result = self.conn.execute(t.update().where(
+            t.c.id == d.id, t.c.generation == d.generation).values(**observed))
+        return bool(result.rowcount)
+
     def get(self, deployment_id: str) -> Deployment | None:
         found = self._rows(select(*_COLUMNS).where(t.c.id == deployment_id))
         return found[0] if found else None

@@ -144,3 +144,17 @@ def test_recovery_adopts_running_replicas(world: World) -> None:
     world.controller = fresh
     world.ticks(3)
     assert world.runtime.alive() == before and len(world.runtime.started) == 2
+
+
+def test_a_change_accepted_during_a_tick_is_never_undone(world: World) -> None:
+    world.svc.create("p", SPEC)
+    world.ticks(2)
+    with world.store.read() as tx:
+        snapshot = tx.deployments.by_name("p", "echo")
+    assert snapshot is not None
+    world.svc.patch("p", "echo", {"envs": {"LATE": "1"}})  # lands while a tick is running
+    snapshot.status_reason = "computed from the old generation"
+    with world.store.write() as tx:
+        assert tx.deployments.save_observed(snapshot) is False
+    current = world.svc.get("p", "echo")
+    assert current.spec.envs == {"LATE": "1"} and current.generation == 2
