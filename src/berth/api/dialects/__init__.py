@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
-DIALECTS = ("gcore",)
+DIALECTS = ("gcore", "tir", "scale", "foundry")
 
 
 def load_dialects() -> list[ModuleType]:

@@ -1,0 +1,1 @@
+"""Palantir Foundry live deployments (preview API), translated onto Berth's services."""

@@ -1,0 +1,262 @@
+"""Foundry's models and live-deployments endpoints, translated onto Berth's services.
+
+All Foundry objects live in the Berth project `foundry`; models and the live-deployment
+RID <-> Berth deployment mapping are kept in the store's dialect records.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+import httpx
+from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
+
+from berth.api.auth import authenticate, check_scope, token_from
+from berth.api.dialects.foundry.shapes import (
+    DIALECT,
+    LIVE_KIND,
+    LIVE_RID,
+    MODEL_KIND,
+    MODEL_RID,
+    PROJECT,
+    VERSION_RID,
+    FoundryError,
+    deployment_name,
+    error_body,
+    invalid,
+    live_not_found,
+    model_not_found,
+    to_foundry,
+    to_native,
+    translate,
+)
+from berth.api.v1.deployments import JsonBody
+from berth.domain.errors import BerthError, Forbidden, NotFound, SpecInvalid
+from berth.domain.platform import PlatformFacts
+from berth.domain.records import Deployment
+from berth.domain.status import DeploymentStatus
+from berth.services.deployments import DeploymentService
+from berth.store.dialect_records import DialectRecord
+from berth.store.engine import Store
+
+PREFIX = "/api/v2/models"
+LIVE = "/liveDeployments"
+DENIED = {"start": "StartLiveDeploymentPermissionDenied",
+          "disable": "DisableLiveDeploymentPermissionDenied",
+          "transformJson": "TransformJsonLiveDeploymentPermissionDenied"}
+
+
+def _auth(request: Request) -> None:
+    """Bearer token; the token must reach the project `foundry`, and write for non-GETs."""
+    principal = authenticate(request, token_from(request))
+    try:
+        check_scope(request, principal, PROJECT)
+    except Forbidden as exc:
+        raise _denied(request, exc) from None
+
+
+def _denied(request: Request, exc: Forbidden) -> BerthError:
+    path, rid = request.url.path, request.path_params.get("rid")
+    if request.method == "GET":
+        return exc
+    if rid is None:
+        name = "CreateLiveDeploymentPermissionDenied" if path.endswith(LIVE) else (
+            "CreateModelPermissionDenied")
+        return FoundryError(name, "PERMISSION_DENIED", exc.message)
+    action = path.rsplit("/", 1)[-1]
+    return FoundryError(DENIED.get(action, "ReplaceLiveDeploymentPermissionDenied"),
+                        "PERMISSION_DENIED", exc.message, liveDeploymentRid=rid)
+
+
+def _preview(preview: Annotated[str | None, Query()] = None) -> None:
+    if (preview or "").lower() != "true":
+        raise FoundryError("ApiFeaturePreviewUsageOnly", "INVALID_ARGUMENT",
+                           "this endpoint is in preview: add preview=true to the query")
+
+
+router = APIRouter(prefix=PREFIX, tags=["foundry"], dependencies=[Depends(_auth)])
+Preview = [Depends(_preview)]
+
+
+def render_error(exc: BerthError) -> JSONResponse:
+    status, body = error_body(exc, str(uuid.uuid4()))
+    return JSONResponse(body, status_code=status)
+
+
+def _svc(request: Request) -> DeploymentService:
+    svc: DeploymentService = request.app.state.deployments
+    return svc
+
+
+def _store(request: Request) -> Store:
+    store: Store = _svc(request).store
+    return store
+
+
+def _facts(request: Request) -> PlatformFacts:
+    facts: PlatformFacts = request.app.state.facts
+    return facts
+
+
+def _model(request: Request, rid: Any) -> DialectRecord:
+    with _store(request).read() as tx:
+        found = tx.dialect_records.get(DIALECT, MODEL_KIND, str(rid))
+    if found is None:
+        raise model_not_found(str(rid))
+    return found
+
+
+def _live(request: Request, rid: str) -> tuple[Deployment, DialectRecord]:
+    with _store(request).read() as tx:
+        record = tx.dialect_records.get(DIALECT, LIVE_KIND, rid)
+    if record is None:
+        raise live_not_found(rid)
+    try:
+        d = _svc(request).get(PROJECT, record.data["name"])
+    except NotFound:
+        raise live_not_found(rid) from None
+    if d.status == DeploymentStatus.DELETED:
+        raise live_not_found(rid)
+    return d, record
+
+
+def _put(request: Request, key: str, kind: str, data: dict[str, Any]) -> DialectRecord:
+    record = DialectRecord(DIALECT, kind, key, PROJECT, data, datetime.now(UTC))
+    with _store(request).write() as tx:
+        tx.dialect_records.put(record)
+    return record
+
+
+@router.post("")
+def create_model(request: Request, body: JsonBody) -> dict[str, str]:
+    if not isinstance(body, dict) or not isinstance(body.get("name"), str) or not body[
+            "name"].strip() or not isinstance(body.get("parentFolderRid"), str):
+        raise FoundryError("InvalidArgument", "INVALID_ARGUMENT",
+                           "a model needs a name and a parentFolderRid")
+    rid = MODEL_RID + str(uuid.uuid4())
+    _put(request, rid, MODEL_KIND, {"name": body["name"],
+                                    "parentFolderRid": body["parentFolderRid"]})
+    return {"rid": rid}
+
+
+def _config(body: Any) -> dict[str, Any]:
+    config = body.get("runtimeConfiguration") if isinstance(body, dict) else None
+    if not isinstance(config, dict):
+        raise invalid("runtimeConfiguration is required")
+    return config
+
+
+@router.post(LIVE, dependencies=Preview)
+def create(request: Request, body: JsonBody) -> dict[str, Any]:
+    target = body.get("deploymentType") if isinstance(body, dict) else None
+    if not isinstance(target, dict) or target.get("type") != "direct":
+        raise FoundryError("UnsupportedLiveDeployment", "INVALID_ARGUMENT",
+                           "only direct live deployments (deploymentType.type 'direct') "
+                           "are supported")
+    model = _model(request, target.get("modelRid"))
+    branch = target.get("branch")
+    if not isinstance(branch, str) or not branch:
+        raise invalid("deploymentType.branch is required")
+    config = _config(body)
+    ident = uuid.uuid4()
+    rid, name = LIVE_RID + str(ident), deployment_name(ident.hex)
+    data = to_native(config, name, _facts(request))
+    try:
+        change = _svc(request).create(PROJECT, data)
+    except SpecInvalid as exc:
+        raise translate(exc, config, _facts(request)) from None
+    record = _put(request, rid, LIVE_KIND, {
+        "name": name, "modelRid": model.key, "branch": branch,
+        "modelVersionRid": VERSION_RID + str(uuid.uuid4()),
+        "scaling": config.get("scalingConfiguration")})
+    return to_foundry(change.deployment, rid, record.data)
+
+
+@router.get(LIVE, dependencies=Preview)
+def list_(request: Request, model_rid: Annotated[str, Query(alias="modelRid")],
+          branch: str | None = None) -> dict[str, Any]:
+    _model(request, model_rid)
+    query: dict[str, Any] = {"modelRid": model_rid}
+    if branch is not None:
+        query["branch"] = branch
+    with _store(request).read() as tx:
+        records = tx.dialect_records.find(DIALECT, LIVE_KIND, project=PROJECT, **query)
+    out = []
+    for record in records:
+        try:
+            d, _ = _live(request, record.key)
+        except FoundryError:
+            continue
+        out.append(to_foundry(d, record.key, record.data))
+    return {"data": out}
+
+
+@router.get(LIVE + "/{rid}", dependencies=Preview)
+def get(rid: str, request: Request) -> dict[str, Any]:
+    d, record = _live(request, rid)
+    return to_foundry(d, rid, record.data)
+
+
+@router.put(LIVE + "/{rid}", dependencies=Preview)
+def replace(rid: str, request: Request, body: JsonBody) -> dict[str, Any]:
+    d, record = _live(request, rid)
+    config = _config(body)
+    data = to_native(config, d.name, _facts(request))
+    try:
+        change = _svc(request).replace(PROJECT, d.name, data)
+    except SpecInvalid as exc:
+        raise translate(exc, config, _facts(request)) from None
+    kept = _put(request, rid, LIVE_KIND,
+                record.data | {"scaling": config.get("scalingConfiguration")})
+    return to_foundry(change.deployment, rid, kept.data)
+
+
+@router.post(LIVE + "/{rid}/start", dependencies=Preview, status_code=204)
+def start(rid: str, request: Request) -> Response:
+    d, _ = _live(request, rid)
+    _svc(request).start(PROJECT, d.name)
+    return Response(status_code=204)
+
+
+@router.post(LIVE + "/{rid}/disable", dependencies=Preview, status_code=204)
+def disable(rid: str, request: Request) -> Response:
+    d, _ = _live(request, rid)
+    _svc(request).stop(PROJECT, d.name)
+    return Response(status_code=204)
+
+
+@router.post(LIVE + "/{rid}/transformJson", dependencies=Preview)
+async def transform_json(rid: str, request: Request, body: JsonBody) -> dict[str, Any]:
+    """Inference through the gateway to the replica's predict route."""
+    d, _ = await run_in_threadpool(_live, request, rid)
+    if not isinstance(body, dict) or not isinstance(body.get("input"), dict):
+        raise FoundryError("InferenceInvalidInput", "INVALID_ARGUMENT",
+                           "the body must be {input: {...}}", liveDeploymentRid=rid,
+                           errorType="InvalidInputType")
+    address = request.app.state.address(PROJECT, d.name)
+    if d.status == DeploymentStatus.DISABLED or not address:
+        raise FoundryError("InferenceFailure", "INVALID_ARGUMENT", "the deployment is disabled",
+                           liveDeploymentRid=rid, errorMessage="the deployment is disabled")
+    timeout = d.spec.timeouts.total
+    try:
+        async with httpx.AsyncClient(timeout=min(timeout, 300)) as http:
+            answer = await http.post(address + d.spec.routes.predict, json=body["input"])
+    except httpx.TimeoutException:
+        raise FoundryError("InferenceTimeout", "TIMEOUT", "the deployment took too long",
+                           liveDeploymentRid=rid) from None
+    except httpx.HTTPError as exc:
+        raise FoundryError("InferenceFailure", "INVALID_ARGUMENT", str(exc),
+                           liveDeploymentRid=rid, errorMessage=str(exc)) from None
+    if answer.status_code >= 400:
+        message = f"the model answered {answer.status_code}: {answer.text[:500]}"
+        raise FoundryError("InferenceFailure", "INVALID_ARGUMENT", message,
+                           liveDeploymentRid=rid, errorMessage=message)
+    try:
+        output = answer.json()
+    except ValueError:
+        output = answer.text
+    return {"output": output if isinstance(output, dict) else {"output": output}}

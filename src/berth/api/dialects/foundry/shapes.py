@@ -1,0 +1,225 @@
+"""Foundry <-> Berth shapes. Pure: runtime configurations to native spec data, records to
+Foundry's LiveDeployment JSON, native validation errors to Foundry's named errors.
+
+Every Foundry object lives in the Berth project `foundry`. Foundry deploys model versions;
+Berth runs the image named by the environment variable BERTH_IMAGE, listening on BERTH_PORT.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from berth.domain.errors import BerthError, SpecInvalid
+from berth.domain.platform import PlatformFacts, gpu_type_matches
+from berth.domain.records import Deployment
+from berth.domain.spec import DeploymentSpec
+from berth.domain.status import DeploymentStatus
+
+DIALECT = "foundry"
+PROJECT = "foundry"
+MODEL_KIND = "model"
+LIVE_KIND = "live-deployment"
+LIVE_RID = "ri.foundry-ml-live.main.live-deployment."
+MODEL_RID = "ri.models.main.model."
+VERSION_RID = "ri.models.main.model-version."
+IMAGE_ENV = "BERTH_IMAGE"
+PORT_ENV = "BERTH_PORT"
+DEFAULT_PORT = 8080
+DEFAULT_THREADS = 32
+# Foundry's GpuType enum (foundry_sdk.v2.models.models.GpuType).
+GPU_TYPES = ("A100", "A10G", "A16", "B200", "B300", "H100", "H200", "L4", "L40S", "T4", "V100")
+STATUS_CODES = {"INVALID_ARGUMENT": 400, "UNAUTHORIZED": 401, "PERMISSION_DENIED": 403,
+                "NOT_FOUND": 404, "CONFLICT": 409, "REQUEST_ENTITY_TOO_LARGE": 413,
+                "INTERNAL": 500, "TIMEOUT": 500}
+STATE = {
+    DeploymentStatus.NEW: "STARTING", DeploymentStatus.PENDING: "STARTING",
+    DeploymentStatus.DEPLOYING: "STARTING", DeploymentStatus.ACTIVE: "ACTIVE",
+    DeploymentStatus.PARTIALLYDEPLOYED: "DEGRADED", DeploymentStatus.ERROR: "FAILED",
+    DeploymentStatus.FAILED: "FAILED", DeploymentStatus.DISABLED: "DISABLED",
+    DeploymentStatus.DELETING: "DISABLED", DeploymentStatus.DELETED: "DISABLED",
+}
+CONFIG_FIELDS = {"minReplicas", "maxReplicas", "cpu", "memory", "gpu", "threadCount",
+                 "scalingConfiguration", "sources", "environmentVariables"}
+SECONDS = {"MILLISECONDS": 0.001, "SECONDS": 1, "MINUTES": 60, "HOURS": 3600, "DAYS": 86400,
+           "WEEKS": 604800}
+
+
+class FoundryError(BerthError):
+    """A Foundry error by name: errorCode (which fixes the HTTP status) and parameters."""
+
+    def __init__(self, name: str, error_code: str, text: str, **parameters: Any) -> None:
+        super().__init__(text)
+        self.parameters = parameters
+        self.name = name
+        self.error_code = error_code
+        self.status = STATUS_CODES[error_code]
+
+
+def invalid(message: str, **parameters: Any) -> FoundryError:
+    return FoundryError("InvalidLiveDeploymentConfiguration", "INVALID_ARGUMENT", message,
+                        message=message, **parameters)
+
+
+def live_not_found(rid: str) -> FoundryError:
+    return FoundryError("LiveDeploymentNotFound", "NOT_FOUND",
+                        f"live deployment {rid} not found", liveDeploymentRid=rid)
+
+
+def model_not_found(rid: str) -> FoundryError:
+    return FoundryError("ModelNotFound", "NOT_FOUND", f"model {rid} not found", modelRid=rid)
+
+
+def deployment_name(uuid_hex: str) -> str:
+    """A valid Berth deployment name for a live deployment's uuid."""
+    return "fd-" + uuid_hex.replace("-", "")[:12]
+
+
+def available_gpu_types(facts: PlatformFacts) -> list[str]:
+    models = facts.gpu_models()
+    return [t for t in GPU_TYPES if any(gpu_type_matches(t, m) for m in models)]
+
+
+def max_gpu_count(facts: PlatformFacts, gpu_type: str | None) -> int:
+    return len([g for g in facts.gpus if gpu_type is None or gpu_type_matches(gpu_type, g.model)])
+
+
+def _seconds(duration: Any, where: str) -> int:
+    if not isinstance(duration, dict) or not isinstance(duration.get("value"), int) or (
+            duration.get("unit") not in SECONDS):
+        raise invalid(f"{where} must be {{value: int, unit: {'|'.join(SECONDS)}}}")
+    return round(int(duration["value"]) * SECONDS[str(duration["unit"])])
+
+
+def to_native(config: Any, name: str, facts: PlatformFacts) -> dict[str, Any]:
+    """A Foundry runtimeConfiguration as native spec data for the deployment `name`."""
+    if not isinstance(config, dict):
+        raise invalid("runtimeConfiguration must be a JSON object")
+    unknown = sorted(set(config) - CONFIG_FIELDS)
+    if unknown:
+        raise invalid(f"unknown runtimeConfiguration fields: {', '.join(unknown)}")
+    envs = config.get("environmentVariables") or {}
+    if not isinstance(envs, dict) or not all(isinstance(v, str) for v in envs.values()):
+        raise invalid("environmentVariables must map names to strings")
+    image = envs.get(IMAGE_ENV)
+    if not image:
+        raise invalid(f"Berth runs the image named by the environment variable {IMAGE_ENV} "
+                      f"(e.g. {IMAGE_ENV}=catalog/echo); set it in environmentVariables",
+                      environmentVariable=IMAGE_ENV)
+    port_text = envs.get(PORT_ENV, str(DEFAULT_PORT))
+    if not port_text.isdigit():
+        raise invalid(f"{PORT_ENV} must be a port number, got {port_text!r}",
+                      environmentVariable=PORT_ENV)
+    if config.get("sources"):
+        raise invalid("sources (Foundry connections) are not supported by Berth; "
+                      "pass what the model needs in environmentVariables")
+    resources: dict[str, Any] = {}
+    for key, native in (("cpu", "cpu"), ("memory", "memory"), ("threadCount", "threads")):
+        if config.get(key) is not None:
+            resources[native] = config[key]
+    gpu = config.get("gpu")
+    if gpu is not None:
+        if not isinstance(gpu, dict) or not isinstance(gpu.get("count"), int):
+            raise invalid("gpu must be {count: int, type?: GpuType}")
+        gpu_type = gpu.get("type")
+        if gpu["count"] < 1:
+            raise FoundryError("InvalidGpuCount", "INVALID_ARGUMENT",
+                               "the GPU count must be at least 1",
+                               providedGpuCount=gpu["count"],
+                               maxGpuCount=max_gpu_count(facts, gpu_type))
+        resources["gpus"] = gpu["count"]
+        if gpu_type is not None:
+            resources["gpu_type"] = gpu_type
+    scale: dict[str, Any] = {"min": config.get("minReplicas"), "max": config.get("maxReplicas")}
+    scaling = config.get("scalingConfiguration")
+    if scaling is not None:
+        if not isinstance(scaling, dict) or not isinstance(
+                scaling.get("scaleUpLoadThreshold"), int | float):
+            raise invalid("scalingConfiguration needs scaleUpLoadThreshold, scaleUpDelay "
+                          "and scaleDownDelay")
+        _seconds(scaling.get("scaleUpDelay"), "scalingConfiguration.scaleUpDelay")
+        scale["cooldown_period"] = _seconds(scaling.get("scaleDownDelay"),
+                                            "scalingConfiguration.scaleDownDelay")
+        threads = config.get("threadCount") or DEFAULT_THREADS
+        scale["triggers"] = {"concurrency": {
+            "target": max(scaling["scaleUpLoadThreshold"] * threads, 0.01)}}
+    region = next(iter(facts.regions), "local")
+    return {"name": name, "image": image, "listening_port": int(port_text),
+            "envs": {k: v for k, v in envs.items() if k not in (IMAGE_ENV, PORT_ENV)},
+            "resources": resources, "containers": [{"region": region, "scale": scale}]}
+
+
+def translate(exc: SpecInvalid, config: dict[str, Any], facts: PlatformFacts) -> BerthError:
+    """The native validation error as Foundry's named error, where Foundry has one."""
+    gpu = config.get("gpu") if isinstance(config.get("gpu"), dict) else None
+    for v in exc.violations:
+        if v.rule == "max_threads":
+            return FoundryError("ThreadCountTooHigh", "INVALID_ARGUMENT", v.message,
+                                maxThreadCount=facts.max_threads,
+                                providedThreadCount=config.get("threadCount"))
+        if v.rule == "available_gpu_type" and gpu is not None:
+            return FoundryError("GpuTypeNotAvailable", "INVALID_ARGUMENT", v.message,
+                                requestedGpuType=gpu.get("type"),
+                                availableGpuTypes=available_gpu_types(facts))
+        if v.rule == "max_gpus" and gpu is not None:
+            return FoundryError("InvalidGpuCount", "INVALID_ARGUMENT", v.message,
+                                providedGpuCount=gpu.get("count"),
+                                maxGpuCount=max_gpu_count(facts, gpu.get("type")))
+    return exc
+
+
+def runtime_configuration(spec: DeploymentSpec, scaling: Any = None) -> dict[str, Any]:
+    """The native spec as a Foundry runtimeConfiguration; `scaling` is the caller's own
+    scalingConfiguration, kept because Berth has no scale-up delay of its own."""
+    res = spec.resources
+    scale = spec.containers[0].scale
+    envs = dict(spec.envs) | {IMAGE_ENV: spec.image}
+    if spec.listening_port != DEFAULT_PORT:
+        envs[PORT_ENV] = str(spec.listening_port)
+    out: dict[str, Any] = {"minReplicas": scale.min, "maxReplicas": scale.max,
+                           "cpu": res.cpu if res else None,
+                           "memory": res.memory if res else None,
+                           "sources": [], "environmentVariables": envs}
+    if res is not None and res.gpus:
+        out["gpu"] = {"count": res.gpus} | ({"type": res.gpu_type} if res.gpu_type else {})
+    if res is not None and res.threads is not None:
+        out["threadCount"] = res.threads
+    if scaling is not None:
+        out["scalingConfiguration"] = scaling
+    return {k: v for k, v in out.items() if v is not None}
+
+
+def status(d: Deployment) -> dict[str, Any]:
+    state = STATE[d.status]
+    ready = sum(c.ready for c in d.containers)
+    return {"state": state, "isReady": state in ("ACTIVE", "DEGRADED") and ready > 0}
+
+
+def to_foundry(d: Deployment, rid: str, record: dict[str, Any]) -> dict[str, Any]:
+    """A Berth deployment and its Foundry record as a LiveDeployment."""
+    return {"rid": rid,
+            "modelVersion": {"modelRid": record["modelRid"],
+                             "modelVersionRid": record["modelVersionRid"]},
+            "branch": record.get("branch"),
+            "runtimeConfiguration": runtime_configuration(d.spec, record.get("scaling")),
+            "status": status(d)}
+
+
+def error_body(exc: BerthError, instance_id: str) -> tuple[int, dict[str, Any]]:
+    """Foundry's error shape {errorCode, errorName, errorInstanceId, parameters}."""
+    if isinstance(exc, FoundryError):
+        return exc.status, {"errorCode": exc.error_code, "errorName": exc.name,
+                            "errorInstanceId": instance_id, "parameters": exc.parameters}
+    status = 400 if exc.status in (400, 422) else exc.status
+    code = {400: "INVALID_ARGUMENT", 401: "UNAUTHORIZED", 403: "PERMISSION_DENIED",
+            404: "NOT_FOUND", 409: "CONFLICT"}.get(status, "INTERNAL")
+    name = {"INVALID_ARGUMENT": "Default:InvalidArgument", "UNAUTHORIZED": "MissingCredentials"
+            if "missing" in exc.message else "Default:Unauthorized",
+            "PERMISSION_DENIED": "Default:PermissionDenied", "NOT_FOUND": "Default:NotFound",
+            "CONFLICT": "Default:Conflict"}.get(code, "Default:Internal")
+    parameters: dict[str, Any] = {"message": exc.message}
+    if isinstance(exc, SpecInvalid):
+        parameters["violations"] = [{"field": v.field, "rule": v.rule, "message": v.message}
+                                    for v in exc.violations]
+    return STATUS_CODES.get(code, status), {"errorCode": code, "errorName": name,
+                                            "errorInstanceId": instance_id,
+                                            "parameters": parameters}

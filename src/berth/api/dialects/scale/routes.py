@@ -1,0 +1,285 @@
+"""Scale GP's models (v5) and generic inference, translated onto Berth's services."""
+
+from __future__ import annotations
+
+import contextlib
+import uuid
+from typing import Annotated, Any, Literal
+
+import httpx
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
+
+from berth.api.auth import authenticate, check_scope, token_from
+from berth.api.dialects.scale.shapes import (
+    DIALECT,
+    KIND,
+    VC,
+    in_scale_terms,
+    merge_config,
+    normalise_config,
+    page,
+    parse_create,
+    to_native,
+    to_scale,
+)
+from berth.api.v1.deployments import JsonBody
+from berth.domain.errors import BerthError, Conflict, NotFound, SpecInvalid, Unauthorized, Violation
+from berth.domain.platform import PlatformFacts
+from berth.domain.records import Deployment
+from berth.services.deployments import DeploymentService, check_project
+from berth.store.dialect_records import DialectRecord
+
+USER = "berth"  # Berth's control tokens are not users; every model shows this creator
+QUERY_FIELDS = ("starting_after", "ending_before", "limit", "sort_by", "sort_order")
+PATCH_FIELDS = {"model_metadata", VC, "name", "on_conflict"}
+
+
+def require_api_key(request: Request) -> None:
+    """Scale sends `x-api-key: <token>`; a Berth control token is accepted there, within its
+    scope (the project is `x-selected-account-id`)."""
+    token = request.headers.get("x-api-key") or token_from(request)
+    if not token:
+        raise Unauthorized("missing credentials: send 'x-api-key: <token>' "
+                           "(a Berth control token)")
+    principal = authenticate(request, token)
+    check_scope(request, principal, request.headers.get("x-selected-account-id") or "default")
+
+
+PREFIX = "/v5/"
+router = APIRouter(prefix="/v5", tags=["scale"], dependencies=[Depends(require_api_key)])
+
+
+class Upstream(BerthError):
+    code = "upstream_error"
+    status = 502
+
+
+def render_error(exc: BerthError) -> JSONResponse:
+    """Scale's (FastAPI's) shape: `{"detail": message}`, or a list of located errors."""
+    detail: Any = exc.message
+    if isinstance(exc, SpecInvalid):
+        detail = [{"loc": ["query" if v.field in QUERY_FIELDS else "body",
+                           *v.field.replace("[", ".").replace("]", "").split(".")],
+                   "msg": v.message, "type": v.rule} for v in exc.violations]
+    headers = {"x-should-retry": "false"} if exc.status < 500 else {}
+    return JSONResponse({"detail": detail}, status_code=exc.status, headers=headers)
+
+
+def _svc(request: Request) -> DeploymentService:
+    svc: DeploymentService = request.app.state.deployments
+    return svc
+
+
+def _project(request: Request) -> str:
+    project = request.headers.get("x-selected-account-id") or "default"
+    check_project(project)
+    return project
+
+
+def _region(request: Request) -> str:
+    facts: PlatformFacts = request.app.state.facts
+    return next(iter(facts.regions), "local")
+
+
+def _models(request: Request, project: str, **data: Any) -> list[DialectRecord]:
+    with _svc(request).store.read() as tx:
+        return tx.dialect_records.find(DIALECT, KIND, project=project, **data)
+
+
+def _model(request: Request, project: str, model_id: str) -> DialectRecord:
+    with _svc(request).store.read() as tx:
+        rec = tx.dialect_records.get(DIALECT, KIND, model_id)
+    if rec is None or rec.project != project:
+        raise NotFound(f"model {model_id!r} not found")
+    return rec
+
+
+def _deployment(request: Request, rec: DialectRecord) -> Deployment | None:
+    name = rec.data.get("deployment")
+    if not name:
+        return None
+    try:
+        return _svc(request).get(rec.project, name)
+    except NotFound:
+        return None
+
+
+def _shape(request: Request, rec: DialectRecord) -> dict[str, Any]:
+    return to_scale(rec.key, rec.created_at, rec.data, _deployment(request, rec),
+                    _svc(request).clock())
+
+
+def _put(request: Request, *records: DialectRecord) -> None:
+    with _svc(request).store.write() as tx:
+        for rec in records:
+            tx.dialect_records.put(rec)
+
+
+def _deploy(request: Request, rec_data: dict[str, Any], project: str,
+            vc: dict[str, Any]) -> None:
+    """Create or replace the model's deployment so that it runs this configuration."""
+    name = rec_data["deployment"]
+    native = to_native(name, rec_data["name"], vc, _region(request))
+    svc = _svc(request)
+    try:
+        try:
+            svc.replace(project, name, native)
+        except NotFound:
+            svc.create(project, native)
+    except SpecInvalid as exc:
+        raise in_scale_terms(exc) from None
+
+
+@router.post("/models")
+def create(request: Request, body: JsonBody) -> dict[str, Any]:
+    project = _project(request)
+    data = parse_create(body)
+    same = _models(request, project, name=data["name"])
+    if same:
+        if body.get("on_conflict", "error") != "update":
+            raise Conflict(f"a model named {data['name']!r} already exists "
+                           "(send on_conflict='update' to update it)", name=data["name"])
+        rec = same[0]
+        if rec.data["model_vendor"] != data["model_vendor"]:
+            raise SpecInvalid([Violation("model_vendor", "immutable", "the existing model is "
+                                         f"served by {rec.data['model_vendor']}")])
+        new = {**rec.data, **{k: data[k] for k in ("model_type", "model_metadata", VC)}}
+        if data[VC] is not None:
+            _deploy(request, new, project, data[VC])
+        updated = DialectRecord(DIALECT, KIND, rec.key, project, new, rec.created_at)
+        _put(request, updated)
+        return _shape(request, updated)
+    model_id = str(uuid.uuid4())
+    data.update(created_by_user_id=USER, deployment=None)
+    if data[VC] is not None:
+        data["deployment"] = "sgp-" + model_id.replace("-", "")[:12]
+        _deploy(request, data, project, data[VC])
+    rec = DialectRecord(DIALECT, KIND, model_id, project, data, _svc(request).clock())
+    _put(request, rec)
+    return _shape(request, rec)
+
+
+@router.get("/models")
+def list_(request: Request, limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+          starting_after: str | None = None, ending_before: str | None = None,
+          name: str | None = None, model_vendor: str | None = None,
+          sort_by: Literal["created_at", "name", "id"] = "created_at",
+          sort_order: Literal["asc", "desc"] = "asc") -> dict[str, Any]:
+    project = _project(request)
+    filters = {k: v for k, v in (("name", name), ("model_vendor", model_vendor)) if v}
+    recs = _models(request, project, **filters)
+    key = {"created_at": lambda r: (r.created_at, r.key), "name": lambda r: (r.data["name"],),
+           "id": lambda r: (r.key,)}[sort_by]
+    recs.sort(key=key, reverse=sort_order == "desc")
+    chosen, more = page([{"id": r.key, "rec": r} for r in recs], limit, starting_after,
+                        ending_before)
+    return {"items": [_shape(request, c["rec"]) for c in chosen], "has_more": more,
+            "object": "list", "limit": limit, "total": len(recs)}
+
+
+@router.get("/models/{model_id}")
+def get(model_id: str, request: Request) -> dict[str, Any]:
+    return _shape(request, _model(request, _project(request), model_id))
+
+
+@router.patch("/models/{model_id}")
+def update(model_id: str, request: Request, body: JsonBody) -> dict[str, Any]:
+    project = _project(request)
+    rec = _model(request, project, model_id)
+    if not isinstance(body, dict):
+        raise SpecInvalid([Violation("body", "type", "the request body must be a JSON object")])
+    extra = sorted(set(body) - PATCH_FIELDS)
+    if extra:
+        raise SpecInvalid([Violation(k, "extra_forbidden", "unknown field") for k in extra])
+    data = dict(rec.data)
+    changed: list[DialectRecord] = []
+    if "name" in body:
+        changed += _rename(request, rec, data, body["name"], body.get("on_conflict", "error"))
+    if body.get("model_metadata") is not None:
+        if not isinstance(body["model_metadata"], dict):
+            raise SpecInvalid([Violation("model_metadata", "type", "must be an object")])
+        data["model_metadata"] = body["model_metadata"]
+    if body.get(VC) is not None:
+        if data[VC] is None:
+            raise SpecInvalid([Violation(VC, "not_applicable", f"{data['model_vendor']} "
+                                         "models have no vendor_configuration")])
+        vc = normalise_config(merge_config(data[VC], body[VC]))
+        _deploy(request, data, project, vc)
+        data[VC] = vc
+    updated = DialectRecord(DIALECT, KIND, rec.key, project, data, rec.created_at)
+    _put(request, updated, *changed)
+    return _shape(request, updated)
+
+
+def _rename(request: Request, rec: DialectRecord, data: dict[str, Any], new: Any,
+            on_conflict: Any) -> list[DialectRecord]:
+    if not isinstance(new, str) or not new.strip() or len(new) > 255:
+        raise SpecInvalid([Violation("name", "required", "a name of 1-255 characters")])
+    if on_conflict not in ("error", "swap"):
+        raise SpecInvalid([Violation("on_conflict", "enum", "must be 'error' or 'swap'")])
+    others = [r for r in _models(request, rec.project, name=new) if r.key != rec.key]
+    data["name"] = new
+    if not others:
+        return []
+    if on_conflict != "swap":
+        raise Conflict(f"a model named {new!r} already exists (send on_conflict='swap' "
+                       "to swap the two names)", name=new)
+    other = others[0]
+    return [DialectRecord(DIALECT, KIND, other.key, other.project,
+                          {**other.data, "name": rec.data["name"]}, other.created_at)]
+
+
+@router.delete("/models/{model_id}")
+def delete(model_id: str, request: Request) -> dict[str, Any]:
+    project = _project(request)
+    rec = _model(request, project, model_id)
+    if rec.data.get("deployment"):
+        with contextlib.suppress(NotFound, Conflict):  # already gone, or going
+            _svc(request).delete(project, rec.data["deployment"])
+    with _svc(request).store.write() as tx:
+        tx.dialect_records.delete(DIALECT, KIND, model_id)
+    return {"id": model_id, "deleted": True, "object": "model"}
+
+
+def _target(request: Request, model: str) -> tuple[Deployment, str]:
+    project = _project(request)
+    vendor, _, name = model.partition("/")
+    if vendor != "launch" or not name:
+        raise SpecInvalid([Violation("model", "unsupported", "Berth serves launch models: "
+                                     f"send 'launch/<name>', not {model!r}")])
+    found = _models(request, project, name=name, model_vendor="launch")
+    d = _deployment(request, found[0]) if found else None
+    if d is None:
+        raise NotFound(f"model {model!r} not found")
+    address: str | None = request.app.state.address(project, d.name)
+    if address is None:
+        raise Upstream(f"model {model!r} has no gateway address on this server")
+    return d, address + d.spec.routes.predict
+
+
+@router.post("/inference")
+async def inference(request: Request, body: JsonBody) -> dict[str, Any]:
+    if not isinstance(body, dict) or not isinstance(body.get("model"), str):
+        raise SpecInvalid([Violation("model", "required", "'<vendor>/<name>' is required")])
+    args = body.get("args") or {}
+    config = body.get("inference_configuration") or {}
+    timeout = config.get("timeout_seconds") if isinstance(config, dict) else None
+    _, url = await run_in_threadpool(_target, request, body["model"])
+    try:
+        async with httpx.AsyncClient(timeout=float(timeout or 300)) as client:
+            answer = await client.post(url, json=args)
+    except httpx.HTTPError as exc:
+        raise Upstream(f"the model did not answer: {exc}") from None
+    if answer.status_code >= 400:
+        err = Upstream(f"the model answered {answer.status_code}: {answer.text[:500]}")
+        if answer.status_code < 500:
+            err.status = answer.status_code
+        raise err
+    try:
+        response: Any = answer.json()
+    except ValueError:
+        response = answer.text
+    return {"response": response, "object": "generic_inference"}
+

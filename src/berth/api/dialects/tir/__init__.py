@@ -1,0 +1,1 @@
+"""E2E Networks TIR dialect: serving/inference model endpoints."""

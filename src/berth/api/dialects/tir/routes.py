@@ -1,0 +1,224 @@
+"""E2E Networks TIR's model endpoints ("serving/inference"), translated onto Berth's services.
+
+The SDK sends `?apikey=…&location=…` beside `Authorization: Bearer <token>`; the bearer
+token is checked, the query parameters (and the seed's project_id, active_iam) are accepted
+and ignored.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
+
+from berth.api.auth import require_token
+from berth.api.dialects.tir import shapes
+from berth.api.dialects.tir.shapes import DIALECT, KIND, berth_project, envelope
+from berth.api.v1.deployments import JsonBody
+from berth.domain.errors import BerthError, NotFound, SpecInvalid, Violation
+from berth.domain.platform import PlatformFacts
+from berth.domain.records import Deployment
+from berth.domain.status import DeploymentStatus
+from berth.runtime.base import Runtime
+from berth.services.deployments import DeploymentService
+from berth.store.dialect_records import DialectRecord
+
+PREFIX = "/myaccount/api/v1/gpu/"
+router = APIRouter(prefix="/myaccount/api/v1/gpu", tags=["tir"],
+                   dependencies=[Depends(require_token)])
+INFERENCE = "/teams/{team}/projects/{project}/serving/inference"
+ONE = INFERENCE + "/{inference_id}"
+Json = dict[str, Any]
+
+
+def render_error(exc: BerthError) -> JSONResponse:
+    """TIR's envelope: {code, data, message, errors}, with the HTTP status in `code`."""
+    status = 400 if exc.status == 422 else exc.status
+    errors: Any = exc.message
+    if isinstance(exc, SpecInvalid):
+        errors = {v.field: [f"{v.message} ({v.rule})"] for v in exc.violations}
+    return JSONResponse({"code": status, "data": {}, "message": exc.message,
+                         "errors": errors}, status_code=status)
+
+
+def _svc(request: Request) -> DeploymentService:
+    svc: DeploymentService = request.app.state.deployments
+    return svc
+
+
+def _facts(request: Request) -> PlatformFacts:
+    facts: PlatformFacts = request.app.state.facts
+    return facts
+
+
+def _record(request: Request, team: int, project: int, inference_id: int) -> DialectRecord:
+    with _svc(request).store.read() as tx:
+        rec = tx.dialect_records.get(DIALECT, KIND, str(inference_id))
+    if rec is None or rec.project != berth_project(team, project):
+        raise NotFound(f"model endpoint {inference_id} not found")
+    return rec
+
+
+def _save(request: Request, rec: DialectRecord, **data: Any) -> DialectRecord:
+    new = DialectRecord(rec.dialect, rec.kind, rec.key, rec.project, rec.data | data,
+                        rec.created_at)
+    with _svc(request).store.write() as tx:
+        tx.dialect_records.put(new)
+    return new
+
+
+def _live(request: Request, rec: DialectRecord) -> Deployment:
+    try:
+        d = _svc(request).get(rec.project, rec.data["name"])
+    except NotFound:
+        d = None
+    if d is None or d.id != rec.data["deployment_id"] or d.status == DeploymentStatus.DELETED:
+        raise NotFound(f"model endpoint {rec.key} not found")
+    return d
+
+
+def _shape(request: Request, rec: DialectRecord, d: Deployment) -> Json:
+    return shapes.to_tir(int(rec.key), d, rec.data, _facts(request),
+                         request.app.state.address(d.project, d.name))
+
+
+@router.get("/gpu_service/sku/")
+def sku_list(request: Request, service: str = "inference_service",
+             framework: str | None = None) -> Json:
+    return envelope(shapes.skus(_facts(request)))
+
+
+@router.post(INFERENCE + "/")
+def create(team: int, project: int, request: Request, body: JsonBody) -> Json:
+    data = shapes.create_to_native(body, _facts(request))
+    change = _svc(request).create(berth_project(team, project), data)
+    d = change.deployment
+    extra = shapes.kept(body) | {"name": d.name, "deployment_id": d.id,
+                                 "is_auto_scale_enabled": bool(body.get("is_auto_scale_enabled")),
+                                 "task_id": change.task.id}
+    with _svc(request).store.write() as tx:
+        number = tx.dialect_records.next_number(DIALECT, KIND)
+        rec = DialectRecord(DIALECT, KIND, str(number), d.project, extra, datetime.now(UTC))
+        tx.dialect_records.put(rec)
+    return envelope(_shape(request, rec, d), "Model endpoint created successfully")
+
+
+@router.get(INFERENCE + "/")
+def list_(team: int, project: int, request: Request) -> Json:
+    with _svc(request).store.read() as tx:
+        records = tx.dialect_records.find(DIALECT, KIND, project=berth_project(team, project))
+    out = []
+    for rec in records:
+        try:
+            out.append(_shape(request, rec, _live(request, rec)))
+        except NotFound:
+            continue
+    return envelope(out)
+
+
+@router.get(ONE + "/")
+def get(team: int, project: int, inference_id: int, request: Request) -> Json:
+    rec = _record(request, team, project, inference_id)
+    return envelope(_shape(request, rec, _live(request, rec)))
+
+
+@router.delete(ONE + "/")
+def delete(team: int, project: int, inference_id: int, request: Request) -> Json:
+    rec = _record(request, team, project, inference_id)
+    d = _live(request, rec)
+    _svc(request).delete(d.project, d.name)
+    with _svc(request).store.write() as tx:
+        tx.dialect_records.delete(DIALECT, KIND, rec.key)
+    return envelope({"id": inference_id, "name": d.name},
+                    "Model endpoint deleted successfully")
+
+
+MESSAGES = {"start": "Model Endpoint started successfully",
+            "stop": "Model Endpoint stopped successfully",
+            "restart": "Model Endpoint restarted successfully",
+            "patch": "Model Endpoint updated successfully",
+            "update_auto_scale": "Auto scale policy updated successfully",
+            "disable_auto_scale": "Auto scale disabled successfully",
+            "update_async_configuration": "Async configuration updated successfully"}
+
+
+@router.put(ONE + "/")
+def act(team: int, project: int, inference_id: int, request: Request, body: JsonBody) -> Json:
+    if not isinstance(body, dict):
+        raise SpecInvalid([Violation("body", "type", "the request body must be a JSON object")])
+    action = body.get("action", "patch")
+    if action not in MESSAGES:
+        raise SpecInvalid([Violation("action", "enum", "must be one of "
+                                     + ", ".join(MESSAGES) + f"; got {action!r}")])
+    rec = _record(request, team, project, inference_id)
+    d = _live(request, rec)
+    svc, p, name = _svc(request), d.project, d.name
+    if action in ("start", "stop", "restart"):
+        d = getattr(svc, action)(p, name).deployment
+    elif action == "patch":
+        native = shapes.patch_to_native(body, d.spec, _facts(request))
+        if native:
+            d = svc.patch(p, name, native).deployment
+        extra = shapes.kept(body)
+        if "is_auto_scale_enabled" in body and (
+                not body["is_auto_scale_enabled"] or "auto_scale_policy" in body):
+            extra["is_auto_scale_enabled"] = bool(body["is_auto_scale_enabled"])
+        rec = _save(request, rec, **extra)
+    elif action == "update_auto_scale":
+        d = svc.patch(p, name, shapes.scale(body, autoscale=True)).deployment
+        rec = _save(request, rec, is_auto_scale_enabled=True)
+    elif action == "disable_auto_scale":
+        count = body.get("replicas", body.get("replica", d.spec.containers[0].scale.min or 1))
+        d = svc.patch(p, name, shapes.scale(body, autoscale=False, replicas=count)).deployment
+        rec = _save(request, rec, is_auto_scale_enabled=False)
+    else:
+        rec = _save(request, rec, **{"async": shapes.async_config(body)})
+    return envelope(_shape(request, rec, d), MESSAGES[action])
+
+
+@router.get(ONE + "/logs/")
+async def logs(team: int, project: int, inference_id: int, request: Request,
+               limit: int = 500) -> Json:
+    rec = await run_in_threadpool(_record, request, team, project, inference_id)
+    d = await run_in_threadpool(_live, request, rec)
+    runtime: Runtime = request.app.state.runtime
+    lines = runtime.logs(d.id, limit=max(1, min(limit, 5000)))
+    return envelope([{"pod_name": ln.replica_id, "stream": ln.stream, "message": ln.line,
+                      "timestamp": datetime.fromtimestamp(ln.ts, UTC).isoformat()
+                      .replace("+00:00", "Z")} for ln in lines])
+
+
+@router.get(ONE + "/replicas/")
+def replicas(team: int, project: int, inference_id: int, request: Request) -> Json:
+    rec = _record(request, team, project, inference_id)
+    d = _live(request, rec)
+    _, items = _svc(request).replicas(d.project, d.name)
+    return envelope([
+        {"pod_name": r.id, "replica_name": r.id, "status": r.state.value.title(),
+         "ready": r.ready, "restart_count": r.restarts, "reason": r.reason,
+         "created_at": r.created_at.isoformat().replace("+00:00", "Z")}
+        for r in items if r.state.value != "STOPPED"])
+
+
+@router.delete(ONE + "/replicas/{replica_name}/")
+def restart_replica(team: int, project: int, inference_id: int, replica_name: str,
+                    request: Request) -> Json:
+    """Berth restarts replicas as a rolling replacement of the deployment's replicas."""
+    rec = _record(request, team, project, inference_id)
+    d = _live(request, rec)
+    _, items = _svc(request).replicas(d.project, d.name)
+    if not any(r.id == replica_name for r in items):
+        raise NotFound(f"replica {replica_name!r} not found")
+    _svc(request).restart(d.project, d.name)
+    return envelope({"replica_name": replica_name}, "Replica restarted successfully")
+
+
+@router.get(ONE + "/async_status/")
+def async_status(team: int, project: int, inference_id: int, request: Request,
+                 request_id: str | None = None) -> Json:
+    rec = _record(request, team, project, inference_id)
+    _live(request, rec)
+    return envelope([], "No async requests recorded")

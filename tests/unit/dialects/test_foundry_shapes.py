@@ -1,0 +1,127 @@
+"""Foundry shapes: runtime configurations <-> native spec, status, named errors."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from berth.api.dialects.foundry.shapes import (
+    FoundryError,
+    deployment_name,
+    error_body,
+    runtime_configuration,
+    status,
+    to_foundry,
+    to_native,
+    translate,
+)
+from berth.domain.errors import NotFound, SpecInvalid
+from berth.domain.platform import Gpu
+from berth.domain.records import ContainerStatus
+from berth.domain.status import DeploymentStatus
+from berth.domain.validation import validate
+from tests.fakes.builders import deployment, facts
+
+SEED = {"minReplicas": 1, "maxReplicas": 3, "cpu": 1.0, "memory": "256MiB", "threadCount": 32}
+ECHO = {"environmentVariables": {"BERTH_IMAGE": "catalog/echo", "MODE": "a"}}
+H100 = (Gpu(0, "NVIDIA H100 80GB HBM3", 81559, "9.0"),)
+
+
+def test_seed_configuration_maps_to_a_valid_native_spec() -> None:
+    data = to_native(SEED | ECHO, "fd-0123456789ab", facts())
+    spec = validate(data, facts())
+    assert spec.image == "catalog/echo" and spec.listening_port == 8080
+    assert spec.envs == {"MODE": "a"}
+    assert spec.resources is not None and spec.resources.threads == 32
+    assert spec.resources.memory == "256MiB" and spec.resources.cpu == 1.0
+    assert (spec.containers[0].scale.min, spec.containers[0].scale.max) == (1, 3)
+    back = runtime_configuration(spec)
+    assert back == SEED | {"sources": [], "environmentVariables": {
+        "MODE": "a", "BERTH_IMAGE": "catalog/echo"}}
+
+
+def test_port_gpu_and_scaling_round_trip() -> None:
+    scaling = {"scaleUpLoadThreshold": 0.5, "scaleUpDelay": {"value": 30, "unit": "SECONDS"},
+               "scaleDownDelay": {"value": 2, "unit": "MINUTES"}}
+    config = SEED | {"gpu": {"count": 1, "type": "H100"}, "scalingConfiguration": scaling,
+                     "environmentVariables": {"BERTH_IMAGE": "catalog/echo",
+                                              "BERTH_PORT": "9000"}}
+    spec = validate(to_native(config, "fd-abc", facts(H100)), facts(H100))
+    assert spec.listening_port == 9000
+    scale = spec.containers[0].scale
+    assert scale.cooldown_period == 120
+    assert scale.triggers.concurrency is not None and scale.triggers.concurrency.target == 16
+    back = runtime_configuration(spec, scaling)
+    assert back["gpu"] == {"count": 1, "type": "H100"}
+    assert back["scalingConfiguration"] == scaling
+    assert back["environmentVariables"]["BERTH_PORT"] == "9000"
+
+
+@pytest.mark.parametrize("config, words", [
+    (SEED, "BERTH_IMAGE"),
+    (SEED | {"environmentVariables": {"BERTH_IMAGE": "x", "BERTH_PORT": "http"}}, "BERTH_PORT"),
+    (SEED | ECHO | {"sources": ["ri.magritte..source.1"]}, "sources"),
+    (SEED | ECHO | {"bogus": 1}, "bogus"),
+])
+def test_bad_configurations_name_the_problem(config: dict[str, Any], words: str) -> None:
+    with pytest.raises(FoundryError) as exc:
+        to_native(config, "fd-abc", facts())
+    assert exc.value.status == 400 and words in exc.value.message
+
+
+def _translated(config: dict[str, Any], gpus: tuple[Gpu, ...] = ()) -> FoundryError:
+    with pytest.raises(SpecInvalid) as exc:
+        validate(to_native(config, "fd-abc", facts(gpus)), facts(gpus))
+    out = translate(exc.value, config, facts(gpus))
+    assert isinstance(out, FoundryError)
+    return out
+
+
+def test_native_violations_become_foundry_named_errors() -> None:
+    threads = _translated(SEED | ECHO | {"threadCount": 1000})
+    assert (threads.name, threads.parameters) == (
+        "ThreadCountTooHigh", {"maxThreadCount": 64, "providedThreadCount": 1000})
+    count = _translated(SEED | ECHO | {"gpu": {"count": 2, "type": "H100"}}, H100)
+    assert (count.name, count.parameters) == (
+        "InvalidGpuCount", {"providedGpuCount": 2, "maxGpuCount": 1})
+    kind = _translated(SEED | ECHO | {"gpu": {"count": 1, "type": "A100"}}, H100)
+    assert (kind.name, kind.parameters) == (
+        "GpuTypeNotAvailable", {"requestedGpuType": "A100", "availableGpuTypes": ["H100"]})
+    with pytest.raises(FoundryError) as zero:
+        to_native(SEED | ECHO | {"gpu": {"count": 0}}, "fd-abc", facts())
+    assert zero.value.name == "InvalidGpuCount"
+
+
+def test_status_and_live_deployment_shape() -> None:
+    d = deployment(replicas=1)
+    d.status = DeploymentStatus.ACTIVE
+    d.containers = [ContainerStatus("local", ready=1, total=1)]
+    assert status(d) == {"state": "ACTIVE", "isReady": True}
+    d.containers = [ContainerStatus("local", ready=0, total=0)]
+    assert status(d) == {"state": "ACTIVE", "isReady": False}  # scaled to zero
+    for native, state in ((DeploymentStatus.DEPLOYING, "STARTING"),
+                          (DeploymentStatus.PARTIALLYDEPLOYED, "DEGRADED"),
+                          (DeploymentStatus.FAILED, "FAILED"),
+                          (DeploymentStatus.DISABLED, "DISABLED")):
+        d.status = native
+        assert status(d)["state"] == state
+    record = {"modelRid": "ri.models.main.model.m", "modelVersionRid": "ri.models.main."
+              "model-version.v", "branch": "master"}
+    shaped = to_foundry(d, "ri.foundry-ml-live.main.live-deployment.x", record)
+    assert shaped["modelVersion"] == {"modelRid": "ri.models.main.model.m",
+                                      "modelVersionRid": "ri.models.main.model-version.v"}
+    assert shaped["branch"] == "master" and shaped["runtimeConfiguration"]["minReplicas"] == 1
+
+
+def test_names_and_error_bodies() -> None:
+    name = deployment_name("f351c1420e4c4b12adc26e1539737ae9")
+    assert name == "fd-f351c1420e4c" and validate(
+        {"name": name, "image": "catalog/echo"}, facts()).name == name
+    status_code, body = error_body(FoundryError("LiveDeploymentNotFound", "NOT_FOUND", "gone",
+                                                liveDeploymentRid="r"), "id-1")
+    assert status_code == 404 and body == {
+        "errorCode": "NOT_FOUND", "errorName": "LiveDeploymentNotFound",
+        "errorInstanceId": "id-1", "parameters": {"liveDeploymentRid": "r"}}
+    status_code, body = error_body(NotFound("nothing"), "id-2")
+    assert status_code == 404 and body["errorName"] == "Default:NotFound"

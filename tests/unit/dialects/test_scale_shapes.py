@@ -1,0 +1,148 @@
+"""Scale GP shapes: pure translation both ways."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from berth.api.dialects.scale.shapes import (
+    docker_image,
+    in_scale_terms,
+    merge_config,
+    normalise_config,
+    page,
+    parse_create,
+    scale_field,
+    to_native,
+    to_scale,
+)
+from berth.domain.errors import SpecInvalid, Violation
+from berth.domain.records import Deployment
+from berth.domain.spec import DeploymentSpec
+from berth.domain.status import DeploymentStatus, DesiredState
+
+NOW = datetime(2025, 1, 1, tzinfo=UTC)
+
+
+def config(**infra: Any) -> dict[str, Any]:
+    return normalise_config({"model_image": {
+        "registry": "", "repository": "catalog/echo", "tag": "", "command": [],
+        "healthcheck_route": "/healthz", "readiness_delay": 7, "predict_route": "/p",
+        "env_vars": {"PORT": 9000, "A": "b"}}, "model_infra": infra})
+
+
+@pytest.mark.parametrize(("registry", "repository", "tag", "image"), [
+    ("", "nginx", "", "docker.io/library/nginx:latest"),
+    ("", "me/app", "v1", "docker.io/me/app:v1"),
+    ("ghcr.io", "me/app", "", "ghcr.io/me/app:latest"),
+    ("localhost:5000/", "app", "2", "localhost:5000/app:2"),
+    ("", "catalog/echo", "", "catalog/echo"),
+    ("", "me/app@sha256:abc", "", "docker.io/me/app@sha256:abc"),
+])
+def test_docker_image_normalises(registry: str, repository: str, tag: str, image: str) -> None:
+    assert docker_image(registry, repository, tag) == image
+
+
+def test_launch_config_to_native() -> None:
+    native = to_native("sgp-abc", "My Model", config(
+        cpus="500m", memory="1Gi", gpus=0, gpu_type="nvidia-tesla-t4", min_workers=0,
+        max_workers=3, per_worker=5, endpoint_type="streaming", labels={"t": "x"}), "local")
+    assert native["image"] == "catalog/echo" and native["command"] is None
+    assert native["listening_port"] == 9000 and native["envs"] == {"PORT": "9000", "A": "b"}
+    assert native["routes"] == {"predict": "/p", "healthcheck": "/healthz"}
+    assert native["probes"]["readiness"]["http_get"] == {"path": "/healthz"}
+    assert native["probes"]["readiness"]["initial_delay_seconds"] == 7
+    assert native["resources"] == {"cpu": 0.5, "memory": "1Gi", "gpus": 0}  # no GPU, no type
+    assert native["containers"] == [{"region": "local", "scale": {"min": 0, "max": 3}}]
+    assert native["per_worker"] == 5 and native["endpoint_type"] == "streaming"
+    assert native["description"] == "Scale GP model My Model"
+    DeploymentSpec.model_validate(native)  # a valid native spec
+
+
+def test_bad_cpus_and_port_name_the_scale_field() -> None:
+    with pytest.raises(SpecInvalid) as cpu:
+        to_native("sgp-abc", "m", config(cpus="many"), "local")
+    assert cpu.value.violations[0].field == "vendor_configuration.model_infra.cpus"
+    bad_port = normalise_config({"model_image": {"repository": "x", "env_vars": {
+        "PORT": "http"}}})
+    with pytest.raises(SpecInvalid) as port:
+        to_native("sgp-abc", "m", bad_port, "local")
+    assert port.value.violations[0].field == "vendor_configuration.model_image.env_vars.PORT"
+
+
+def test_native_fields_are_named_in_scale_terms() -> None:
+    assert scale_field("image") == "vendor_configuration.model_image.repository"
+    assert scale_field("envs.A") == "vendor_configuration.model_image.env_vars.A"
+    assert scale_field("containers[0].scale") == "vendor_configuration.model_infra.min_workers"
+    assert scale_field("resources.memory") == "vendor_configuration.model_infra.memory"
+    assert scale_field("name") == "name"
+    err = in_scale_terms(SpecInvalid([Violation("routes.predict", "pattern", "bad")]))
+    assert err.violations[0].field == "vendor_configuration.model_image.predict_route"
+
+
+def test_parse_create_rules() -> None:
+    data = parse_create({"name": "m", "model_vendor": "openai", "model_type": "completion"})
+    assert data["vendor_configuration"] is None and data["model_metadata"] == {}
+    cases = [({"name": ""}, "name"), ({"name": "m", "model_vendor": "llmengine"}, "model_vendor"),
+             ({"name": "m", "model_type": "x"}, "model_type"),
+             ({"name": "m"}, "vendor_configuration"),
+             ({"name": "m", "model_vendor": "openai", "vendor_configuration": {}},
+              "vendor_configuration"),
+             ({"name": "m", "extra": 1}, "extra"),
+             ({"name": "m", "vendor_configuration": {"model_image": {}}},
+              "vendor_configuration.model_image.repository"),
+             ({"name": "m", "vendor_configuration": {"model_image": {
+                 "repository": "r", "bogus": 1}}}, "vendor_configuration.model_image.bogus")]
+    for body, field in cases:
+        with pytest.raises(SpecInvalid) as exc:
+            parse_create(body)
+        assert exc.value.violations[0].field == field, body
+
+
+def test_partial_vendor_configuration_merges_per_key() -> None:
+    old = config(max_workers=2)
+    new = merge_config(old, {"model_image": {"tag": "v2"}, "model_infra": {"max_workers": 4}})
+    assert new["model_image"]["tag"] == "v2" and new["model_image"]["predict_route"] == "/p"
+    assert new["model_infra"] == {"max_workers": 4}
+    assert old["model_image"]["tag"] == ""  # not mutated
+
+
+def _deployment(status: DeploymentStatus, since: datetime = NOW) -> Deployment:
+    spec = DeploymentSpec.model_validate(to_native("sgp-abc", "m", config(
+        min_workers=1, max_workers=2), "local"))
+    return Deployment(id="d", project="p", name="sgp-abc", spec=spec, generation=1,
+                      desired=DesiredState.RUNNING, restart_nonce=0, created_at=NOW,
+                      updated_at=NOW, status=status, status_reason="why",
+                      status_since=since)
+
+
+def test_to_scale_status_and_shape() -> None:
+    data = {"name": "m", "model_type": "generic", "model_vendor": "launch",
+            "model_metadata": {"k": 1}, "created_by_user_id": "berth",
+            "vendor_configuration": config(min_workers=1, max_workers=2)}
+    out = to_scale("id-1", NOW, data, _deployment(DeploymentStatus.ACTIVE), NOW)
+    assert out["status"] == "ready" and out["created_at"] == "2025-01-01T00:00:00Z"
+    assert out["vendor_configuration"]["model_infra"]["max_workers"] == 2
+    assert out["object"] == "model" and out["model_metadata"] == {"k": 1}
+    expect = {DeploymentStatus.DEPLOYING: "deploying", DeploymentStatus.FAILED: "failed",
+              DeploymentStatus.PARTIALLYDEPLOYED: "ready", DeploymentStatus.DISABLED: "failed"}
+    for status, scale in expect.items():
+        assert to_scale("i", NOW, data, _deployment(status), NOW)["status"] == scale
+    late = to_scale("i", NOW, data, _deployment(DeploymentStatus.DEPLOYING),
+                    NOW + timedelta(hours=1))
+    assert late["status"] == "deployment_timeout"
+    assert to_scale("i", NOW, data, None, NOW)["status"] == "failed"
+    hosted = {**data, "model_vendor": "openai", "vendor_configuration": None}
+    assert to_scale("i", NOW, hosted, None, NOW)["status"] == "ready"
+
+
+def test_cursor_paging() -> None:
+    items = [{"id": str(i)} for i in range(5)]
+    assert page(items, 2, None, None) == (items[:2], True)
+    assert page(items, 2, "2", None) == (items[3:5], False)
+    assert page(items, 2, None, "3") == (items[1:3], True)
+    assert page(items, 10, None, None) == (items, False)
+    with pytest.raises(SpecInvalid):
+        page(items, 2, "nope", None)
