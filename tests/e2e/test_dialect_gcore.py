@@ -115,3 +115,33 @@ def test_seed_replace_request_is_accepted(server: BerthServer) -> None:
         native = http.get(f"/v1/projects/{PROJECT}/deployments/my-instance").json()
         assert native["api_keys"] == ["key1", "key2"]  # one domain underneath
         http.delete(f"/cloud/v3/inference/{PROJECT}/deployments/my-instance")
+
+
+def test_sdk_api_keys_and_capacity(sdk: Gcore, server: BerthServer) -> None:
+    keys = sdk.cloud.inference.api_keys
+    created = keys.create(name="sdk-key", description="for the SDK test")
+    assert created.secret.startswith("bk_") and created.deployment_names == []
+    listed = list(keys.list())
+    assert [k.name for k in listed] == ["sdk-key"]
+    assert not hasattr(listed[0], "secret") or getattr(listed[0], "secret", None) is None
+    flavor = sdk.cloud.inference.flavors.list().results[0].name
+    sdk.cloud.inference.deployments.create_and_poll(
+        name="keyed-echo", image="catalog/echo", listening_port=8080, flavor_name=flavor,
+        containers=[{"region_id": 1, "scale": {"min": 1, "max": 1}}], api_keys=["sdk-key"],
+        polling_timeout_seconds=60)
+    assert keys.get("sdk-key").deployment_names == ["keyed-echo"]
+    assert keys.update("sdk-key", description="renamed").description == "renamed"
+    address = sdk.cloud.inference.deployments.get("keyed-echo").address
+    assert address is not None
+    denied = httpx.post(f"{address}/predict", json={"k": 1}, timeout=10)
+    allowed = httpx.post(f"{address}/predict", json={"k": 1}, timeout=10,
+                         headers={"Authorization": f"Bearer {created.secret}"})
+    assert denied.status_code == 401 and allowed.status_code == 200
+    keys.delete("sdk-key")
+    with pytest.raises(gcore.NotFoundError):
+        keys.get("sdk-key")
+    capacity = sdk.cloud.inference.get_capacity_by_region()
+    assert capacity.results[0].region_id == 1
+    assert {c.flavor_name for c in capacity.results[0].capacity} == {
+        f.name for f in sdk.cloud.inference.flavors.list().results}
+    sdk.cloud.inference.deployments.delete_and_poll("keyed-echo", polling_timeout_seconds=60)

@@ -120,6 +120,20 @@ class ApiKeyService:
             raise self._missing(project, name)
         return key
 
+    def describe(self, project: str, name: str, description: str | None) -> ApiKey:
+        """Change a key's description (nothing else about a key changes after creation)."""
+        check_project(project)
+        if description is not None and (not isinstance(description, str)
+                                        or len(description) > 1000):
+            raise SpecInvalid([Violation("description", "string",
+                                         "must be a string of at most 1000 characters")])
+        with self.store.write(notify=False) as tx:
+            if not tx.api_keys.describe(project, name, description or ""):
+                raise self._missing(project, name)
+            key = tx.api_keys.get(project, name)
+        assert key is not None
+        return key
+
     def delete(self, project: str, name: str) -> None:
         check_project(project)
         with self.store.write() as tx:

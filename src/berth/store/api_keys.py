@@ -37,6 +37,11 @@ class ApiKeyRepo:
         return self._rows(select(t).where(t.c.project == project)
                           .order_by(t.c.created_at, t.c.name))
 
+    def describe(self, project: str, name: str, description: str) -> bool:
+        result = self.conn.execute(t.update().where(t.c.project == project, t.c.name == name)
+                                   .values(description=description))
+        return bool(result.rowcount)
+
     def delete(self, project: str, name: str) -> bool:
         done = self.conn.execute(t.delete().where(t.c.project == project, t.c.name == name))
         return done.rowcount > 0

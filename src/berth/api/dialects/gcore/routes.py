@@ -10,6 +10,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
 from berth.api.auth import require_token
+from berth.api.dialects.gcore import keys
 from berth.api.dialects.gcore.shapes import region_id, task_to_gcore, to_gcore, to_native
 from berth.api.v1.deployments import JsonBody
 from berth.domain.errors import BerthError, NotFound, SpecInvalid
@@ -147,6 +148,9 @@ def _flavor(f: Any) -> dict[str, Any]:
 def flavors(request: Request, limit: Limit = 1000, offset: Offset = 0) -> dict[str, Any]:
     items = _facts(request).flavors
     return {"count": len(items), "results": [_flavor(f) for f in items[offset:offset + limit]]}
+
+
+router.include_router(keys.router)
 
 
 @router.get("/v3/inference/flavors/{flavor_name}")
