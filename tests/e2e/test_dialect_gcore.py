@@ -9,6 +9,7 @@ import httpx
 import pytest
 from gcore import Gcore
 
+from berth.api.dialects.gcore import v2
 from tests.e2e.harness import BerthServer, wait_for
 
 PROJECT = 7
@@ -145,3 +146,55 @@ def test_sdk_api_keys_and_capacity(sdk: Gcore, server: BerthServer) -> None:
     assert {c.flavor_name for c in capacity.results[0].capacity} == {
         f.name for f in sdk.cloud.inference.flavors.list().results}
     sdk.cloud.inference.deployments.delete_and_poll("keyed-echo", polling_timeout_seconds=60)
+
+
+def test_seed_001_v2_update_is_accepted(server: BerthServer) -> None:
+    """Seed 001's v2 PUT body as written, but for ids that exist on this machine."""
+    with httpx.Client(base_url=server.url, headers={"Authorization": f"apikey {server.token}"},
+                      timeout=30) as http:
+        flavor = http.get("/cloud/v3/inference/flavors").json()["results"][0]["name"]
+        key = http.post(f"/cloud/v3/inference/{PROJECT}/api_keys", json={"name": "seed-key"})
+        key_id = http.get(f"/v1/projects/{PROJECT}/api-keys").json()["items"][0]
+        assert key.status_code == 200, key.text
+        created = http.post(f"/cloud/v3/inference/{PROJECT}/deployments", json={
+            "name": "my-instance", "image": "catalog/echo", "listening_port": 8080,
+            "flavor_name": flavor, "containers": [{"region_id": 1,
+                                                   "scale": {"min": 1, "max": 1}}]})
+        assert created.status_code == 200, created.text
+        instance = http.get(f"/v1/projects/{PROJECT}/deployments/my-instance").json()["id"]
+        probe = {"exec": {"command": ["ls", "-l"]}, "failure_threshold": 3,
+                 "http_get": {"headers": {"Authorization": "Bearer token 123"},
+                              "host": "127.0.0.1", "path": "/healthz", "port": 80,
+                              "schema": "HTTP"},
+                 "initial_delay_seconds": 0, "period_seconds": 5, "success_threshold": 1,
+                 "tcp_socket": {"port": 80}, "timeout_seconds": 1}
+        flavor_uuid = v2.flavor_id(flavor)
+        body = {"api_key_ids": [key_id["id"]], "auth_enabled": False,
+                "command": ["nginx", "-g", "daemon off;"],
+                "containers": [{"region_id": 1, "scale": {
+                    "cooldown_period": 60, "max": 3, "min": 1,
+                    "triggers": {"cpu": {"threshold": 80}, "memory": {"threshold": 70}}}}],
+                "description": "My first instance",
+                "envs": {"DEBUG_MODE": "False", "KEY": "12345"}, "flavor_id": flavor_uuid,
+                "image": "nginx:latest",
+                "image_registry_id": "3fa85f64-5717-4562-b3fc-2c963f66afa6",
+                "listening_port": 8080, "name": "my-instance",
+                "probes": {kind: {"enabled": True, "probe": probe}
+                           for kind in ("liveness_probe", "readiness_probe", "startup_probe")},
+                "project_id": 1, "timeout": 120}
+        r = http.put(f"/cloud/v2/inference/deployments/{instance}", json=body)
+        assert r.status_code == 200, r.text
+        got = r.json()
+        assert got["id"] == instance and got["flavor_id"] == flavor_uuid
+        assert got["api_key_ids"] == [key_id["id"]] and got["command"] == body["command"]
+        assert got["image_registry_id"] == body["image_registry_id"]
+        assert got["status"] in {"NEW", "PENDING", "DEPLOYING", "ACTIVE", "PARTIALLYDEPLOYED",
+                                 "DISABLED", "ERROR", "FAILED", "DELETING", "DELETED"}
+        probe_out = got["probes"]["readiness_probe"]["probe"]
+        assert probe_out["http_get"]["path"] == "/healthz" and probe_out["exec"] is None
+        assert http.get(f"/cloud/v2/inference/deployments/{instance}").json()["id"] == instance
+        bad = http.put(f"/cloud/v2/inference/deployments/{instance}",
+                       json={**body, "flavor_id": "3fa85f64-5717-4562-b3fc-2c963f66afa6"})
+        assert bad.status_code == 400 and bad.headers["x-should-retry"] == "false"
+        assert http.delete(f"/cloud/v2/inference/deployments/{instance}").status_code == 200
+        assert http.get("/cloud/v2/inference/deployments/nope").status_code == 404

@@ -62,7 +62,8 @@ def test_create_answers_201_with_the_secret_once(env: Env) -> None:
                                   "expires_at": "2030-01-01T00:00:00Z"})
     assert r.status_code == 201, r.text
     body = r.json()
-    assert set(body) == {"name", "description", "prefix", "created_at", "expires_at", "secret"}
+    assert set(body) == {"id", "name", "description", "prefix", "created_at", "expires_at",
+                         "secret"}
     assert body["secret"].startswith("bk_") and body["prefix"] == body["secret"][:10]
     assert body["description"] == "for CI"
     assert body["expires_at"].startswith("2030-01-01T00:00:00")

@@ -23,7 +23,7 @@ def _svc(request: Request) -> ApiKeyService:
 
 
 def api_key_out(key: ApiKey) -> ApiKeyOut:
-    return ApiKeyOut(name=key.name, description=key.description, prefix=key.prefix,
+    return ApiKeyOut(id=key.id, name=key.name, description=key.description, prefix=key.prefix,
                      created_at=key.created_at, expires_at=key.expires_at)
 
 

@@ -176,6 +176,7 @@ class ErrorOut(Out):
 class ApiKeyOut(Out):
     """An inference API key; its secret is shown only once, when it is created."""
 
+    id: str = Field(default="", description="Stable id (Gcore v2 refers to keys by id).")
     name: str
     description: str
     prefix: str = Field(description="The secret's first characters, to tell keys apart.")

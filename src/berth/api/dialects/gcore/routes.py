@@ -10,7 +10,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
 from berth.api.auth import require_token
-from berth.api.dialects.gcore import keys
+from berth.api.dialects.gcore import keys, v2
 from berth.api.dialects.gcore.shapes import region_id, task_to_gcore, to_gcore, to_native
 from berth.api.v1.deployments import JsonBody
 from berth.domain.errors import BerthError, NotFound, SpecInvalid
@@ -151,6 +151,7 @@ def flavors(request: Request, limit: Limit = 1000, offset: Offset = 0) -> dict[s
 
 
 router.include_router(keys.router)
+router.include_router(v2.router)
 
 
 @router.get("/v3/inference/flavors/{flavor_name}")

@@ -34,6 +34,7 @@ TASK_TYPES = {TaskKind.CREATE: "create_inference_instance",
               TaskKind.STOP: "stop_inference_instance",
               TaskKind.RESTART: "restart_inference_instance",
               TaskKind.DELETE: "delete_inference_instance"}
+ACTION_PRECEDENCE = ("http_get", "tcp_socket", "exec")
 FIELDS = {"name", "image", "listening_port", "flavor_name", "containers", "api_keys",
           "auth_enabled", "command", "credentials_name", "description", "envs",
           "ingress_opts", "logging", "probes", "timeout"}
@@ -130,8 +131,9 @@ def _probes(value: Any) -> Any:
         config = value.get(gname)
         if isinstance(config, dict) and config.get("enabled", True) and config.get("probe"):
             probe = dict(config["probe"])
-            for action in ("exec", "http_get", "tcp_socket"):
-                if probe.get(action) is None:
+            given = [a for a in ACTION_PRECEDENCE if probe.get(a) is not None]
+            for action in ACTION_PRECEDENCE:  # Gcore's examples give all three: keep one
+                if action not in given[:1]:
                     probe.pop(action, None)
             out[native] = probe
     return out or None

@@ -1,0 +1,102 @@
+"""Gcore's v2 inference instances (seed 001): by instance id, with flavor/key/registry ids.
+
+A v2 body is translated to the v3 one (ids to names) and then to the native spec, so the
+rules and mappings are the v3 ones; answers carry v2's ids and its full status enum.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from fastapi import APIRouter, Request
+
+from berth.api.dialects.gcore.shapes import to_gcore, to_native
+from berth.api.v1.deployments import JsonBody
+from berth.domain.errors import NotFound, SpecInvalid, Violation
+from berth.domain.platform import PlatformFacts
+from berth.domain.records import Deployment
+from berth.domain.status import DeploymentStatus
+from berth.services.deployments import DeploymentService
+
+router = APIRouter()
+INSTANCE = "/v2/inference/deployments/{instance_id}"
+FLAVORS = uuid.UUID("6f3c8a6e-0a51-4d8e-9a64-2f1c6c1e0b7a")  # namespace of flavor ids
+
+
+def flavor_id(name: str) -> str:
+    """A stable id for one of this machine's flavors (v2 names flavors by UUID)."""
+    return str(uuid.uuid5(FLAVORS, name))
+
+
+def _instance(request: Request, instance_id: str) -> Deployment:
+    svc: DeploymentService = request.app.state.deployments
+    with svc.store.read() as tx:
+        d = tx.deployments.get(instance_id)
+    if d is None or d.status == DeploymentStatus.DELETED:
+        raise NotFound(f"inference instance {instance_id!r} not found")
+    return d
+
+
+def to_v3(body: Any, d: Deployment, request: Request) -> dict[str, Any]:
+    if not isinstance(body, dict):
+        raise SpecInvalid([Violation("body", "type", "the request body must be a JSON object")])
+    facts: PlatformFacts = request.app.state.facts
+    out = {k: v for k, v in body.items()
+           if k not in ("flavor_id", "api_key_ids", "image_registry_id", "project_id")}
+    if "flavor_id" in body:
+        names = {flavor_id(f.name): f.name for f in facts.flavors}
+        if body["flavor_id"] not in names:
+            raise SpecInvalid([Violation("flavor_id", "known_flavor",
+                                         f"unknown flavor_id {body['flavor_id']!r}; ids of "
+                                         "this machine's flavors: " + ", ".join(names))])
+        out["flavor_name"] = names[body["flavor_id"]]
+    if body.get("api_key_ids") is not None:
+        keys = {k.id: k.name for k in request.app.state.api_keys.list(d.project)}
+        missing = [i for i in body["api_key_ids"] if i not in keys]
+        if missing:
+            raise SpecInvalid([Violation("api_key_ids", "known_key",
+                                         f"unknown API key ids in project {d.project}: "
+                                         + ", ".join(map(str, missing)))])
+        out["api_keys"] = [keys[i] for i in body["api_key_ids"]]
+        out.pop("auth_enabled", None)  # in v2, key ids imply authentication
+    if body.get("image_registry_id") is not None:
+        out["credentials_name"] = str(body["image_registry_id"])
+    return out
+
+
+def to_v2(request: Request, d: Deployment) -> dict[str, Any]:
+    facts: PlatformFacts = request.app.state.facts
+    shape = to_gcore(d, facts, request.app.state.address(d.project, d.name))
+    key_ids = {k.name: k.id for k in request.app.state.api_keys.list(d.project)}
+    shape.pop("object_references", None)
+    shape.pop("flavor_name", None)
+    shape.pop("api_keys", None)
+    credentials = shape.pop("credentials_name", "")
+    shape.update(
+        id=d.id, status=d.status.value, command=d.spec.command,
+        flavor_id=flavor_id(d.spec.flavor) if d.spec.flavor else None,
+        image_registry_id=credentials or None,
+        api_key_ids=[key_ids[n] for n in d.spec.api_keys or [] if n in key_ids])
+    return shape
+
+
+@router.get(INSTANCE)
+def get_instance(instance_id: str, request: Request) -> dict[str, Any]:
+    return to_v2(request, _instance(request, instance_id))
+
+
+@router.put(INSTANCE)
+def put_instance(instance_id: str, request: Request, body: JsonBody) -> dict[str, Any]:
+    d = _instance(request, instance_id)
+    data = to_native(to_v3(body, d, request), request.app.state.facts)
+    svc: DeploymentService = request.app.state.deployments
+    change = svc.replace(d.project, d.name, data)
+    return to_v2(request, change.deployment)
+
+
+@router.delete(INSTANCE)
+def delete_instance(instance_id: str, request: Request) -> dict[str, list[str]]:
+    d = _instance(request, instance_id)
+    svc: DeploymentService = request.app.state.deployments
+    return {"tasks": [svc.delete(d.project, d.name).task.id]}
