@@ -383,14 +383,18 @@ class Exchange:
         else:
             self._timeout("first_byte", route.first_byte)
 
-    def _timeout(self, which: str, seconds: float) -> None:
-        if self.done:
-            return
+    def _cut(self) -> None:
+        """Stop waiting for a slot or connection and drop the upstream request."""
         if self.task is not None:
             self.task.cancel()
         upstream, self.upstream = self.upstream, None
         if upstream is not None:
             upstream.abort()
+
+    def _timeout(self, which: str, seconds: float) -> None:
+        if self.done:
+            return
+        self._cut()
         if self.route is not None:
             self.gw.metrics.shed(self.route, f"timeout_{which}")
         if self.responded:
@@ -406,11 +410,7 @@ class Exchange:
         """The client disconnected: stop waiting, cut the upstream request, free the slot."""
         if self.done:
             return
-        if self.task is not None:
-            self.task.cancel()
-        upstream, self.upstream = self.upstream, None
-        if upstream is not None:
-            upstream.abort()
+        self._cut()
         self.keep_alive = False
         self._finish(status=499)
 
