@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from fastapi import Request
 
+from berth.api import state
 from berth.domain.errors import Forbidden, Unauthorized
 from berth.domain.records import ControlToken
-from berth.services.tokens import ADMIN, TokenService
+from berth.services.tokens import ADMIN
 
 SCHEMES = {"bearer", "apikey", "token"}
 READ_METHODS = {"GET", "HEAD", "OPTIONS"}
@@ -26,7 +27,7 @@ def token_from(request: Request) -> str | None:
 
 
 def authenticate(request: Request, token: str | None) -> ControlToken:
-    tokens: TokenService = request.app.state.tokens
+    tokens = state.tokens(request)
     if token is None:
         raise Unauthorized("missing credentials: send 'Authorization: Bearer <token>' "
                            "(the admin token is in the data directory's admin-token file)")

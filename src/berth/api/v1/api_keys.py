@@ -6,20 +6,16 @@ from typing import Any
 
 from fastapi import APIRouter, Request, Response
 
+from berth.api import state
 from berth.api.v1.deployments import JsonBody
 from berth.api.v1.models import ApiKeyCreated, ApiKeyList, ApiKeyOut
 from berth.domain.records import ApiKey
-from berth.services.api_keys import ApiKeyRequest, ApiKeyService
+from berth.services.api_keys import ApiKeyRequest
 
 router = APIRouter(prefix="/v1/projects/{project}/api-keys", tags=["api-keys"])
 
 KEY_BODY: dict[str, Any] = {"requestBody": {"required": True, "content": {
     "application/json": {"schema": ApiKeyRequest.model_json_schema()}}}}
-
-
-def _svc(request: Request) -> ApiKeyService:
-    svc: ApiKeyService = request.app.state.api_keys
-    return svc
 
 
 def api_key_out(key: ApiKey) -> ApiKeyOut:
@@ -30,23 +26,23 @@ def api_key_out(key: ApiKey) -> ApiKeyOut:
 @router.post("", status_code=201, response_model=ApiKeyCreated, openapi_extra=KEY_BODY,
              summary="Create an API key (its secret is returned only this once)")
 def create(project: str, request: Request, response: Response, body: JsonBody) -> ApiKeyCreated:
-    key, secret = _svc(request).create(project, body)
+    key, secret = state.api_keys(request).create(project, body)
     response.headers["Cache-Control"] = "no-store"
     return ApiKeyCreated(**api_key_out(key).model_dump(), secret=secret)
 
 
 @router.get("", response_model=ApiKeyList, summary="List API keys (without secrets)")
 def list_(project: str, request: Request) -> ApiKeyList:
-    return ApiKeyList(items=[api_key_out(k) for k in _svc(request).list(project)])
+    return ApiKeyList(items=[api_key_out(k) for k in state.api_keys(request).list(project)])
 
 
 @router.get("/{name}", response_model=ApiKeyOut, summary="Get an API key (without its secret)")
 def get(project: str, name: str, request: Request) -> ApiKeyOut:
-    return api_key_out(_svc(request).get(project, name))
+    return api_key_out(state.api_keys(request).get(project, name))
 
 
 @router.delete("/{name}", status_code=204, response_class=Response,
                summary="Delete an API key; callers using it are refused from then on")
 def delete(project: str, name: str, request: Request) -> Response:
-    _svc(request).delete(project, name)
+    state.api_keys(request).delete(project, name)
     return Response(status_code=204)

@@ -11,6 +11,7 @@ from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
 
+from berth.api import state
 from berth.api.v1.models import (
     Accepted,
     DeploymentList,
@@ -23,8 +24,7 @@ from berth.api.views import deployment_body, deployment_out, event_out, log_out,
 from berth.domain.errors import SpecInvalid, Violation
 from berth.domain.records import Deployment
 from berth.domain.status import DeploymentStatus
-from berth.runtime.base import Runtime
-from berth.services.deployments import Change, DeploymentService, parse_if_match
+from berth.services.deployments import Change, parse_if_match
 
 router = APIRouter(prefix="/v1/projects/{project}/deployments", tags=["deployments"])
 
@@ -59,14 +59,8 @@ class JsonResponse(Response):
         return json.dumps(content, separators=(",", ":"), ensure_ascii=False).encode()
 
 
-def _svc(request: Request) -> DeploymentService:
-    svc: DeploymentService = request.app.state.deployments
-    return svc
-
-
 def _address(request: Request, d: Deployment) -> str | None:
-    address: str | None = request.app.state.address(d.project, d.name)
-    return address
+    return state.address(request, d.project, d.name)
 
 
 def _accepted(change: Change, request: Request, response: Response) -> Accepted:
@@ -80,7 +74,7 @@ def _accepted(change: Change, request: Request, response: Response) -> Accepted:
 @router.post("", status_code=202, response_model=Accepted, openapi_extra=SPEC_BODY,
              summary="Create a deployment")
 def create(project: str, request: Request, response: Response, body: JsonBody) -> Accepted:
-    return _accepted(_svc(request).create(project, body), request, response)
+    return _accepted(state.deployments(request).create(project, body), request, response)
 
 
 @router.get("", response_model=DeploymentList, summary="List deployments")
@@ -90,15 +84,15 @@ def list_(
     offset: Annotated[int, Query(ge=0)] = 0,
     include_deleted: bool = False,
 ) -> Response:
-    items, count = _svc(request).page(project, limit=limit, offset=offset,
-                                      include_deleted=include_deleted)
+    items, count = state.deployments(request).page(project, limit=limit, offset=offset,
+                                                   include_deleted=include_deleted)
     return JsonResponse({"items": [deployment_body(d, _address(request, d)) for d in items],
                          "count": count})
 
 
 @router.get("/{name}", response_model=DeploymentOut, summary="Get a deployment")
 def get(project: str, name: str, request: Request) -> Response:
-    d = _svc(request).get(project, name)
+    d = state.deployments(request).get(project, name)
     return JsonResponse(deployment_body(d, _address(request, d)),
                         headers={"ETag": f'"{d.generation}"'})
 
@@ -107,7 +101,7 @@ def get(project: str, name: str, request: Request) -> Response:
             summary="Replace a deployment's spec (rolls replicas if needed)")
 def replace(project: str, name: str, request: Request, response: Response, body: JsonBody,
             if_match: IfMatch = None) -> Accepted:
-    change = _svc(request).replace(project, name, body, parse_if_match(if_match))
+    change = state.deployments(request).replace(project, name, body, parse_if_match(if_match))
     return _accepted(change, request, response)
 
 
@@ -115,35 +109,35 @@ def replace(project: str, name: str, request: Request, response: Response, body:
               summary="Change a deployment with a JSON merge patch")
 def patch(project: str, name: str, request: Request, response: Response, body: JsonBody,
           if_match: IfMatch = None) -> Accepted:
-    change = _svc(request).patch(project, name, body, parse_if_match(if_match))
+    change = state.deployments(request).patch(project, name, body, parse_if_match(if_match))
     return _accepted(change, request, response)
 
 
 @router.post("/{name}/start", status_code=202, response_model=Accepted)
 def start(project: str, name: str, request: Request, response: Response) -> Accepted:
-    return _accepted(_svc(request).start(project, name), request, response)
+    return _accepted(state.deployments(request).start(project, name), request, response)
 
 
 @router.post("/{name}/stop", status_code=202, response_model=Accepted)
 def stop(project: str, name: str, request: Request, response: Response) -> Accepted:
-    return _accepted(_svc(request).stop(project, name), request, response)
+    return _accepted(state.deployments(request).stop(project, name), request, response)
 
 
 @router.post("/{name}/restart", status_code=202, response_model=Accepted,
              summary="Rolling restart: new replicas replace the old ones without downtime")
 def restart(project: str, name: str, request: Request, response: Response) -> Accepted:
-    return _accepted(_svc(request).restart(project, name), request, response)
+    return _accepted(state.deployments(request).restart(project, name), request, response)
 
 
 @router.delete("/{name}", status_code=202, response_model=Accepted)
 def delete(project: str, name: str, request: Request, response: Response) -> Accepted:
-    return _accepted(_svc(request).delete(project, name), request, response)
+    return _accepted(state.deployments(request).delete(project, name), request, response)
 
 
 @router.get("/{name}/replicas", response_model=ReplicaList)
 async def replicas(project: str, name: str, request: Request) -> ReplicaList:
-    _d, rows = await run_in_threadpool(_svc(request).replicas, project, name)
-    runtime: Runtime = request.app.state.runtime
+    _d, rows = await run_in_threadpool(state.deployments(request).replicas, project, name)
+    runtime = state.runtime(request)
     stats = await asyncio.gather(*(runtime.stats(r.id) for r in rows))
     return ReplicaList(items=[replica_out(r, s) for r, s in zip(rows, stats, strict=True)])
 
@@ -152,7 +146,7 @@ async def replicas(project: str, name: str, request: Request) -> ReplicaList:
 def events(project: str, name: str, request: Request,
            limit: Annotated[int, Query(ge=1, le=10000)] = 100,
            after_id: Annotated[int, Query(ge=0)] = 0) -> EventList:
-    items = _svc(request).events(project, name, limit=limit, after_id=after_id)
+    items = state.deployments(request).events(project, name, limit=limit, after_id=after_id)
     return EventList(items=[event_out(e) for e in items])
 
 
@@ -165,9 +159,9 @@ async def logs(
     follow: bool = False,
     replica: str | None = None,
 ) -> Any:
-    svc = _svc(request)
+    svc = state.deployments(request)
     d = await run_in_threadpool(svc.get, project, name)
-    runtime: Runtime = request.app.state.runtime
+    runtime = state.runtime(request)
     lines = runtime.logs(d.id, since=since, limit=limit, replica_id=replica)
     if not follow:
         return LogList(items=[log_out(line) for line in lines])

@@ -4,27 +4,26 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 
+from berth.api import state
 from berth.api.v1.models import FlavorList, RegionList, TaskOut
 from berth.api.views import flavor_out, region_out, task_out
-from berth.domain.platform import PlatformFacts
-from berth.services.tasks import TaskService
 
 router = APIRouter(prefix="/v1")
 
 
 @router.get("/tasks/{task_id}", response_model=TaskOut, tags=["tasks"])
 def get_task(task_id: str, request: Request) -> TaskOut:
-    tasks: TaskService = request.app.state.tasks
+    tasks = state.tasks(request)
     return task_out(tasks.get(task_id))
 
 
 @router.get("/flavors", response_model=FlavorList, tags=["platform"])
 def flavors(request: Request) -> FlavorList:
-    facts: PlatformFacts = request.app.state.facts
+    facts = state.facts(request)
     return FlavorList(items=[flavor_out(f) for f in facts.flavors])
 
 
 @router.get("/regions", response_model=RegionList, tags=["platform"])
 def regions(request: Request) -> RegionList:
-    facts: PlatformFacts = request.app.state.facts
+    facts = state.facts(request)
     return RegionList(items=[region_out(r, facts) for r in facts.regions.values()])

@@ -7,17 +7,12 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Request, Response
 
+from berth.api import state
 from berth.api.auth import require_admin
 from berth.api.v1.deployments import JsonBody
 from berth.domain.records import ControlToken
-from berth.services.tokens import TokenService
 
 router = APIRouter(prefix="/v1/tokens", tags=["tokens"], dependencies=[Depends(require_admin)])
-
-
-def _svc(request: Request) -> TokenService:
-    svc: TokenService = request.app.state.tokens
-    return svc
 
 
 def _out(t: ControlToken) -> dict[str, Any]:
@@ -27,17 +22,17 @@ def _out(t: ControlToken) -> dict[str, Any]:
 
 @router.post("", status_code=201, summary="Create a token; its secret is shown only here")
 def create(request: Request, response: Response, body: JsonBody) -> dict[str, Any]:
-    token, secret = _svc(request).create(body, datetime.now(UTC))
+    token, secret = state.tokens(request).create(body, datetime.now(UTC))
     response.headers["Cache-Control"] = "no-store"
     return {**_out(token), "secret": secret}
 
 
 @router.get("")
 def list_(request: Request) -> dict[str, Any]:
-    return {"items": [_out(t) for t in _svc(request).list()]}
+    return {"items": [_out(t) for t in state.tokens(request).list()]}
 
 
 @router.delete("/{name}", status_code=204)
 def delete(name: str, request: Request) -> Response:
-    _svc(request).delete(name)
+    state.tokens(request).delete(name)
     return Response(status_code=204)

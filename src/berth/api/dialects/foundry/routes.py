@@ -15,6 +15,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
+from berth.api import state
 from berth.api.auth import authenticate, check_scope, token_from
 from berth.api.dialects.foundry.shapes import (
     DIALECT,
@@ -36,10 +37,8 @@ from berth.api.dialects.foundry.shapes import (
 )
 from berth.api.v1.deployments import JsonBody
 from berth.domain.errors import BerthError, Forbidden, NotFound, SpecInvalid
-from berth.domain.platform import PlatformFacts
 from berth.domain.records import Deployment
 from berth.domain.status import DeploymentStatus
-from berth.services.deployments import DeploymentService
 from berth.store.dialect_records import DialectRecord
 from berth.store.engine import Store
 
@@ -87,19 +86,9 @@ def render_error(exc: BerthError) -> JSONResponse:
     return JSONResponse(body, status_code=status)
 
 
-def _svc(request: Request) -> DeploymentService:
-    svc: DeploymentService = request.app.state.deployments
-    return svc
-
-
 def _store(request: Request) -> Store:
-    store: Store = _svc(request).store
+    store: Store = state.deployments(request).store
     return store
-
-
-def _facts(request: Request) -> PlatformFacts:
-    facts: PlatformFacts = request.app.state.facts
-    return facts
 
 
 def _model(request: Request, rid: Any) -> DialectRecord:
@@ -116,7 +105,7 @@ def _live(request: Request, rid: str) -> tuple[Deployment, DialectRecord]:
     if record is None:
         raise live_not_found(rid)
     try:
-        d = _svc(request).get(PROJECT, record.data["name"])
+        d = state.deployments(request).get(PROJECT, record.data["name"])
     except NotFound:
         raise live_not_found(rid) from None
     if d.status == DeploymentStatus.DELETED:
@@ -164,11 +153,11 @@ def create(request: Request, body: JsonBody) -> dict[str, Any]:
     config = _config(body)
     ident = uuid.uuid4()
     rid, name = LIVE_RID + str(ident), deployment_name(ident.hex)
-    data = to_native(config, name, _facts(request))
+    data = to_native(config, name, state.facts(request))
     try:
-        change = _svc(request).create(PROJECT, data)
+        change = state.deployments(request).create(PROJECT, data)
     except SpecInvalid as exc:
-        raise translate(exc, config, _facts(request)) from None
+        raise translate(exc, config, state.facts(request)) from None
     record = _put(request, rid, LIVE_KIND, {
         "name": name, "modelRid": model.key, "branch": branch,
         "modelVersionRid": VERSION_RID + str(uuid.uuid4()),
@@ -205,11 +194,11 @@ def get(rid: str, request: Request) -> dict[str, Any]:
 def replace(rid: str, request: Request, body: JsonBody) -> dict[str, Any]:
     d, record = _live(request, rid)
     config = _config(body)
-    data = to_native(config, d.name, _facts(request))
+    data = to_native(config, d.name, state.facts(request))
     try:
-        change = _svc(request).replace(PROJECT, d.name, data)
+        change = state.deployments(request).replace(PROJECT, d.name, data)
     except SpecInvalid as exc:
-        raise translate(exc, config, _facts(request)) from None
+        raise translate(exc, config, state.facts(request)) from None
     kept = _put(request, rid, LIVE_KIND,
                 record.data | {"scaling": config.get("scalingConfiguration")})
     return to_foundry(change.deployment, rid, kept.data)
@@ -218,14 +207,14 @@ def replace(rid: str, request: Request, body: JsonBody) -> dict[str, Any]:
 @router.post(LIVE + "/{rid}/start", dependencies=Preview, status_code=204)
 def start(rid: str, request: Request) -> Response:
     d, _ = _live(request, rid)
-    _svc(request).start(PROJECT, d.name)
+    state.deployments(request).start(PROJECT, d.name)
     return Response(status_code=204)
 
 
 @router.post(LIVE + "/{rid}/disable", dependencies=Preview, status_code=204)
 def disable(rid: str, request: Request) -> Response:
     d, _ = _live(request, rid)
-    _svc(request).stop(PROJECT, d.name)
+    state.deployments(request).stop(PROJECT, d.name)
     return Response(status_code=204)
 
 
@@ -237,7 +226,7 @@ async def transform_json(rid: str, request: Request, body: JsonBody) -> dict[str
         raise FoundryError("InferenceInvalidInput", "INVALID_ARGUMENT",
                            "the body must be {input: {...}}", liveDeploymentRid=rid,
                            errorType="InvalidInputType")
-    address = request.app.state.address(PROJECT, d.name)
+    address = state.address(request, PROJECT, d.name)
     if d.status == DeploymentStatus.DISABLED or not address:
         raise FoundryError("InferenceFailure", "INVALID_ARGUMENT", "the deployment is disabled",
                            liveDeploymentRid=rid, errorMessage="the deployment is disabled")

@@ -6,13 +6,12 @@ from typing import Any
 
 from fastapi import APIRouter, Request, Response
 
+from berth.api import state
 from berth.api.dialects.gcore.shapes import region_id
 from berth.api.v1.deployments import JsonBody
 from berth.domain.errors import SpecInvalid, Violation
 from berth.domain.platform import Flavor, PlatformFacts
 from berth.domain.records import ApiKey
-from berth.services.api_keys import ApiKeyService
-from berth.services.deployments import DeploymentService
 
 router = APIRouter()
 KEYS = "/v3/inference/{project_id}/api_keys"
@@ -24,7 +23,7 @@ def _iso(key: ApiKey, field: str) -> str | None:
 
 
 def _key(request: Request, key: ApiKey) -> dict[str, Any]:
-    deployments: DeploymentService = request.app.state.deployments
+    deployments = state.deployments(request)
     items, _count = deployments.page(key.project)
     users = [d.name for d in items
              if (d.spec.api_keys and key.name in d.spec.api_keys) or d.spec.auth_enabled]
@@ -33,41 +32,36 @@ def _key(request: Request, key: ApiKey) -> dict[str, Any]:
             "deployment_names": users}
 
 
-def _svc(request: Request) -> ApiKeyService:
-    svc: ApiKeyService = request.app.state.api_keys
-    return svc
-
-
 @router.post(KEYS)
 def create_key(project_id: int, request: Request, body: JsonBody) -> dict[str, Any]:
-    key, secret = _svc(request).create(str(project_id), body)
+    key, secret = state.api_keys(request).create(str(project_id), body)
     return {**_key(request, key), "secret": secret}
 
 
 @router.get(KEYS)
 def list_keys(project_id: int, request: Request, limit: int = 1000,
               offset: int = 0) -> dict[str, Any]:
-    keys = _svc(request).list(str(project_id))
+    keys = state.api_keys(request).list(str(project_id))
     return {"count": len(keys),
             "results": [_key(request, k) for k in keys[offset:offset + limit]]}
 
 
 @router.get(KEYS + "/{name}")
 def get_key(project_id: int, name: str, request: Request) -> dict[str, Any]:
-    return _key(request, _svc(request).get(str(project_id), name))
+    return _key(request, state.api_keys(request).get(str(project_id), name))
 
 
 @router.patch(KEYS + "/{name}")
 def update_key(project_id: int, name: str, request: Request, body: JsonBody) -> dict[str, Any]:
     if not isinstance(body, dict) or set(body) - {"description"}:
         raise SpecInvalid([Violation("body", "fields", "only `description` can be changed")])
-    return _key(request, _svc(request).describe(str(project_id), name,
+    return _key(request, state.api_keys(request).describe(str(project_id), name,
                                                 body.get("description")))
 
 
 @router.delete(KEYS + "/{name}", status_code=204)
 def delete_key(project_id: int, name: str, request: Request) -> Response:
-    _svc(request).delete(str(project_id), name)
+    state.api_keys(request).delete(str(project_id), name)
     return Response(status_code=204)
 
 
@@ -83,8 +77,8 @@ def capacity_of(flavor: Flavor, facts: PlatformFacts, gpus_in_use: set[int]) -> 
 
 @router.get("/v3/inference/capacity")
 def capacity(request: Request) -> dict[str, Any]:
-    facts: PlatformFacts = request.app.state.facts
-    deployments: DeploymentService = request.app.state.deployments
+    facts = state.facts(request)
+    deployments = state.deployments(request)
     with deployments.store.read() as tx:
         in_use = {i for r in tx.replicas.all() for i in r.gpus}
     regions = [{"region_id": region_id(name, facts),

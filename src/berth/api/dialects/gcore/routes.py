@@ -9,17 +9,15 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
+from berth.api import state
 from berth.api.auth import require_token
 from berth.api.dialects.gcore import keys, v2
 from berth.api.dialects.gcore.shapes import region_id, task_to_gcore, to_gcore, to_native
 from berth.api.v1.deployments import JsonBody
 from berth.domain.errors import BerthError, NotFound, SpecInvalid
-from berth.domain.platform import PlatformFacts
 from berth.domain.records import Deployment
 from berth.domain.status import DeploymentStatus
-from berth.runtime.base import Runtime
-from berth.services.deployments import Change, DeploymentService
-from berth.services.tasks import TaskService
+from berth.services.deployments import Change
 
 PREFIX = "/cloud/"
 router = APIRouter(prefix="/cloud", tags=["gcore"], dependencies=[Depends(require_token)])
@@ -43,18 +41,8 @@ def render_error(exc: BerthError) -> JSONResponse:
     return JSONResponse(body, status_code=status, headers=headers)
 
 
-def _svc(request: Request) -> DeploymentService:
-    svc: DeploymentService = request.app.state.deployments
-    return svc
-
-
-def _facts(request: Request) -> PlatformFacts:
-    facts: PlatformFacts = request.app.state.facts
-    return facts
-
-
 def _shape(request: Request, d: Deployment) -> dict[str, Any]:
-    return to_gcore(d, _facts(request), request.app.state.address(d.project, d.name))
+    return to_gcore(d, state.facts(request), state.address(request, d.project, d.name))
 
 
 def _tasks(change: Change) -> dict[str, list[str]]:
@@ -63,19 +51,19 @@ def _tasks(change: Change) -> dict[str, list[str]]:
 
 @router.post(DEPLOYMENTS)
 def create(project_id: int, request: Request, body: JsonBody) -> dict[str, list[str]]:
-    data = to_native(body, _facts(request))
-    return _tasks(_svc(request).create(str(project_id), data))
+    data = to_native(body, state.facts(request))
+    return _tasks(state.deployments(request).create(str(project_id), data))
 
 
 @router.get(DEPLOYMENTS)
 def list_(project_id: int, request: Request, limit: Limit = 1000,
           offset: Offset = 0) -> dict[str, Any]:
-    items, count = _svc(request).page(str(project_id), limit=limit, offset=offset)
+    items, count = state.deployments(request).page(str(project_id), limit=limit, offset=offset)
     return {"results": [_shape(request, d) for d in items], "count": count}
 
 
 def _live(request: Request, project_id: int, name: str) -> Deployment:
-    d = _svc(request).get(str(project_id), name)
+    d = state.deployments(request).get(str(project_id), name)
     if d.status == DeploymentStatus.DELETED:
         raise NotFound(f"inference deployment {name!r} not found")
     return d
@@ -89,30 +77,30 @@ def get(project_id: int, name: str, request: Request) -> dict[str, Any]:
 @router.patch(DEPLOYMENTS + "/{name}")
 def update(project_id: int, name: str, request: Request,
            body: JsonBody) -> dict[str, list[str]]:
-    patch = to_native(body, _facts(request), partial=True)
-    return _tasks(_svc(request).patch(str(project_id), name, patch))
+    patch = to_native(body, state.facts(request), partial=True)
+    return _tasks(state.deployments(request).patch(str(project_id), name, patch))
 
 
 @router.put(DEPLOYMENTS + "/{name}")
 def replace(project_id: int, name: str, request: Request,
             body: JsonBody) -> dict[str, list[str]]:
-    data = to_native(body, _facts(request))
-    return _tasks(_svc(request).replace(str(project_id), name, data))
+    data = to_native(body, state.facts(request))
+    return _tasks(state.deployments(request).replace(str(project_id), name, data))
 
 
 @router.delete(DEPLOYMENTS + "/{name}")
 def delete(project_id: int, name: str, request: Request) -> dict[str, list[str]]:
-    return _tasks(_svc(request).delete(str(project_id), name))
+    return _tasks(state.deployments(request).delete(str(project_id), name))
 
 
 @router.post(DEPLOYMENTS + "/{name}/start")
 def start(project_id: int, name: str, request: Request) -> dict[str, list[str]]:
-    return _tasks(_svc(request).start(str(project_id), name))
+    return _tasks(state.deployments(request).start(str(project_id), name))
 
 
 @router.post(DEPLOYMENTS + "/{name}/stop")
 def stop(project_id: int, name: str, request: Request) -> dict[str, list[str]]:
-    return _tasks(_svc(request).stop(str(project_id), name))
+    return _tasks(state.deployments(request).stop(str(project_id), name))
 
 
 @router.get(DEPLOYMENTS + "/{name}/logs")
@@ -120,9 +108,9 @@ async def logs(project_id: int, name: str, request: Request, limit: Limit = 100,
                offset: Offset = 0, region_id_: Annotated[int | None, Query(
                    alias="region_id")] = None) -> dict[str, Any]:
     d = await run_in_threadpool(_live, request, project_id, name)
-    runtime: Runtime = request.app.state.runtime
+    runtime = state.runtime(request)
     lines = runtime.logs(d.id, limit=limit + offset)
-    region = region_id(d.spec.containers[0].region, _facts(request))
+    region = region_id(d.spec.containers[0].region, state.facts(request))
     page = list(reversed(lines))[offset:offset + limit]  # newest first, as Gcore pages
     return {"count": len(lines), "results": [
         {"message": ln.line, "pod": ln.replica_id, "region_id": region,
@@ -132,7 +120,7 @@ async def logs(project_id: int, name: str, request: Request, limit: Limit = 100,
 
 @router.get("/v1/tasks/{task_id}")
 def task(task_id: str, request: Request) -> dict[str, Any]:
-    tasks: TaskService = request.app.state.tasks
+    tasks = state.tasks(request)
     return task_to_gcore(tasks.get(task_id))
 
 
@@ -146,7 +134,7 @@ def _flavor(f: Any) -> dict[str, Any]:
 
 @router.get("/v3/inference/flavors")
 def flavors(request: Request, limit: Limit = 1000, offset: Offset = 0) -> dict[str, Any]:
-    items = _facts(request).flavors
+    items = state.facts(request).flavors
     return {"count": len(items), "results": [_flavor(f) for f in items[offset:offset + limit]]}
 
 
@@ -156,7 +144,7 @@ router.include_router(v2.router)
 
 @router.get("/v3/inference/flavors/{flavor_name}")
 def flavor(flavor_name: str, request: Request) -> dict[str, Any]:
-    found = _facts(request).flavor(flavor_name)
+    found = state.facts(request).flavor(flavor_name)
     if found is None:
         raise NotFound(f"flavor {flavor_name!r} not found")
     return _flavor(found)

@@ -11,13 +11,12 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 
+from berth.api import state
 from berth.api.dialects.gcore.shapes import to_gcore, to_native
 from berth.api.v1.deployments import JsonBody
 from berth.domain.errors import NotFound, SpecInvalid, Violation
-from berth.domain.platform import PlatformFacts
 from berth.domain.records import Deployment
 from berth.domain.status import DeploymentStatus
-from berth.services.deployments import DeploymentService
 
 router = APIRouter()
 INSTANCE = "/v2/inference/deployments/{instance_id}"
@@ -30,7 +29,7 @@ def flavor_id(name: str) -> str:
 
 
 def _instance(request: Request, instance_id: str) -> Deployment:
-    svc: DeploymentService = request.app.state.deployments
+    svc = state.deployments(request)
     with svc.store.read() as tx:
         d = tx.deployments.get(instance_id)
     if d is None or d.status == DeploymentStatus.DELETED:
@@ -41,7 +40,7 @@ def _instance(request: Request, instance_id: str) -> Deployment:
 def to_v3(body: Any, d: Deployment, request: Request) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise SpecInvalid([Violation("body", "type", "the request body must be a JSON object")])
-    facts: PlatformFacts = request.app.state.facts
+    facts = state.facts(request)
     out = {k: v for k, v in body.items()
            if k not in ("flavor_id", "api_key_ids", "image_registry_id", "project_id")}
     if "flavor_id" in body:
@@ -52,7 +51,7 @@ def to_v3(body: Any, d: Deployment, request: Request) -> dict[str, Any]:
                                          "this machine's flavors: " + ", ".join(names))])
         out["flavor_name"] = names[body["flavor_id"]]
     if body.get("api_key_ids") is not None:
-        keys = {k.id: k.name for k in request.app.state.api_keys.list(d.project)}
+        keys = {k.id: k.name for k in state.api_keys(request).list(d.project)}
         missing = [i for i in body["api_key_ids"] if i not in keys]
         if missing:
             raise SpecInvalid([Violation("api_key_ids", "known_key",
@@ -66,9 +65,9 @@ def to_v3(body: Any, d: Deployment, request: Request) -> dict[str, Any]:
 
 
 def to_v2(request: Request, d: Deployment) -> dict[str, Any]:
-    facts: PlatformFacts = request.app.state.facts
-    shape = to_gcore(d, facts, request.app.state.address(d.project, d.name))
-    key_ids = {k.name: k.id for k in request.app.state.api_keys.list(d.project)}
+    facts = state.facts(request)
+    shape = to_gcore(d, facts, state.address(request, d.project, d.name))
+    key_ids = {k.name: k.id for k in state.api_keys(request).list(d.project)}
     shape.pop("object_references", None)
     shape.pop("flavor_name", None)
     shape.pop("api_keys", None)
@@ -89,8 +88,8 @@ def get_instance(instance_id: str, request: Request) -> dict[str, Any]:
 @router.put(INSTANCE)
 def put_instance(instance_id: str, request: Request, body: JsonBody) -> dict[str, Any]:
     d = _instance(request, instance_id)
-    data = to_native(to_v3(body, d, request), request.app.state.facts)
-    svc: DeploymentService = request.app.state.deployments
+    data = to_native(to_v3(body, d, request), state.facts(request))
+    svc = state.deployments(request)
     change = svc.replace(d.project, d.name, data)
     return to_v2(request, change.deployment)
 
@@ -98,5 +97,5 @@ def put_instance(instance_id: str, request: Request, body: JsonBody) -> dict[str
 @router.delete(INSTANCE)
 def delete_instance(instance_id: str, request: Request) -> dict[str, list[str]]:
     d = _instance(request, instance_id)
-    svc: DeploymentService = request.app.state.deployments
+    svc = state.deployments(request)
     return {"tasks": [svc.delete(d.project, d.name).task.id]}

@@ -11,6 +11,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
+from berth.api import state
 from berth.api.auth import authenticate, check_scope, token_from
 from berth.api.dialects.scale.shapes import (
     DIALECT,
@@ -26,9 +27,8 @@ from berth.api.dialects.scale.shapes import (
 )
 from berth.api.v1.deployments import JsonBody
 from berth.domain.errors import BerthError, Conflict, NotFound, SpecInvalid, Unauthorized, Violation
-from berth.domain.platform import PlatformFacts
 from berth.domain.records import Deployment
-from berth.services.deployments import DeploymentService, check_project
+from berth.services.deployments import check_project
 from berth.store.dialect_records import DialectRecord
 
 USER = "berth"  # Berth's control tokens are not users; every model shows this creator
@@ -67,11 +67,6 @@ def render_error(exc: BerthError) -> JSONResponse:
     return JSONResponse({"detail": detail}, status_code=exc.status, headers=headers)
 
 
-def _svc(request: Request) -> DeploymentService:
-    svc: DeploymentService = request.app.state.deployments
-    return svc
-
-
 def _project(request: Request) -> str:
     project = request.headers.get("x-selected-account-id") or "default"
     check_project(project)
@@ -79,17 +74,17 @@ def _project(request: Request) -> str:
 
 
 def _region(request: Request) -> str:
-    facts: PlatformFacts = request.app.state.facts
+    facts = state.facts(request)
     return next(iter(facts.regions), "local")
 
 
 def _models(request: Request, project: str, **data: Any) -> list[DialectRecord]:
-    with _svc(request).store.read() as tx:
+    with state.deployments(request).store.read() as tx:
         return tx.dialect_records.find(DIALECT, KIND, project=project, **data)
 
 
 def _model(request: Request, project: str, model_id: str) -> DialectRecord:
-    with _svc(request).store.read() as tx:
+    with state.deployments(request).store.read() as tx:
         rec = tx.dialect_records.get(DIALECT, KIND, model_id)
     if rec is None or rec.project != project:
         raise NotFound(f"model {model_id!r} not found")
@@ -101,18 +96,18 @@ def _deployment(request: Request, rec: DialectRecord) -> Deployment | None:
     if not name:
         return None
     try:
-        return _svc(request).get(rec.project, name)
+        return state.deployments(request).get(rec.project, name)
     except NotFound:
         return None
 
 
 def _shape(request: Request, rec: DialectRecord) -> dict[str, Any]:
     return to_scale(rec.key, rec.created_at, rec.data, _deployment(request, rec),
-                    _svc(request).clock())
+                    state.deployments(request).clock())
 
 
 def _put(request: Request, *records: DialectRecord) -> None:
-    with _svc(request).store.write() as tx:
+    with state.deployments(request).store.write() as tx:
         for rec in records:
             tx.dialect_records.put(rec)
 
@@ -122,7 +117,7 @@ def _deploy(request: Request, rec_data: dict[str, Any], project: str,
     """Create or replace the model's deployment so that it runs this configuration."""
     name = rec_data["deployment"]
     native = to_native(name, rec_data["name"], vc, _region(request))
-    svc = _svc(request)
+    svc = state.deployments(request)
     try:
         try:
             svc.replace(project, name, native)
@@ -156,7 +151,7 @@ def create(request: Request, body: JsonBody) -> dict[str, Any]:
     if data[VC] is not None:
         data["deployment"] = "sgp-" + model_id.replace("-", "")[:12]
         _deploy(request, data, project, data[VC])
-    rec = DialectRecord(DIALECT, KIND, model_id, project, data, _svc(request).clock())
+    rec = DialectRecord(DIALECT, KIND, model_id, project, data, state.deployments(request).clock())
     _put(request, rec)
     return _shape(request, rec)
 
@@ -237,8 +232,8 @@ def delete(model_id: str, request: Request) -> dict[str, Any]:
     rec = _model(request, project, model_id)
     if rec.data.get("deployment"):
         with contextlib.suppress(NotFound, Conflict):  # already gone, or going
-            _svc(request).delete(project, rec.data["deployment"])
-    with _svc(request).store.write() as tx:
+            state.deployments(request).delete(project, rec.data["deployment"])
+    with state.deployments(request).store.write() as tx:
         tx.dialect_records.delete(DIALECT, KIND, model_id)
     return {"id": model_id, "deleted": True, "object": "model"}
 
@@ -253,7 +248,7 @@ def _target(request: Request, model: str) -> tuple[Deployment, str]:
     d = _deployment(request, found[0]) if found else None
     if d is None:
         raise NotFound(f"model {model!r} not found")
-    address: str | None = request.app.state.address(project, d.name)
+    address: str | None = state.address(request, project, d.name)
     if address is None:
         raise Upstream(f"model {model!r} has no gateway address on this server")
     return d, address + d.spec.routes.predict

@@ -14,16 +14,14 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
+from berth.api import state
 from berth.api.auth import require_token
 from berth.api.dialects.tir import shapes
 from berth.api.dialects.tir.shapes import DIALECT, KIND, berth_project, envelope
 from berth.api.v1.deployments import JsonBody
 from berth.domain.errors import BerthError, NotFound, SpecInvalid, Violation
-from berth.domain.platform import PlatformFacts
 from berth.domain.records import Deployment
 from berth.domain.status import DeploymentStatus
-from berth.runtime.base import Runtime
-from berth.services.deployments import DeploymentService
 from berth.store.dialect_records import DialectRecord
 
 PREFIX = "/myaccount/api/v1/gpu/"
@@ -44,18 +42,8 @@ def render_error(exc: BerthError) -> JSONResponse:
                          "errors": errors}, status_code=status)
 
 
-def _svc(request: Request) -> DeploymentService:
-    svc: DeploymentService = request.app.state.deployments
-    return svc
-
-
-def _facts(request: Request) -> PlatformFacts:
-    facts: PlatformFacts = request.app.state.facts
-    return facts
-
-
 def _record(request: Request, team: int, project: int, inference_id: int) -> DialectRecord:
-    with _svc(request).store.read() as tx:
+    with state.deployments(request).store.read() as tx:
         rec = tx.dialect_records.get(DIALECT, KIND, str(inference_id))
     if rec is None or rec.project != berth_project(team, project):
         raise NotFound(f"model endpoint {inference_id} not found")
@@ -65,14 +53,14 @@ def _record(request: Request, team: int, project: int, inference_id: int) -> Dia
 def _save(request: Request, rec: DialectRecord, **data: Any) -> DialectRecord:
     new = DialectRecord(rec.dialect, rec.kind, rec.key, rec.project, rec.data | data,
                         rec.created_at)
-    with _svc(request).store.write() as tx:
+    with state.deployments(request).store.write() as tx:
         tx.dialect_records.put(new)
     return new
 
 
 def _live(request: Request, rec: DialectRecord) -> Deployment:
     try:
-        d = _svc(request).get(rec.project, rec.data["name"])
+        d = state.deployments(request).get(rec.project, rec.data["name"])
     except NotFound:
         d = None
     if d is None or d.id != rec.data["deployment_id"] or d.status == DeploymentStatus.DELETED:
@@ -81,25 +69,25 @@ def _live(request: Request, rec: DialectRecord) -> Deployment:
 
 
 def _shape(request: Request, rec: DialectRecord, d: Deployment) -> Json:
-    return shapes.to_tir(int(rec.key), d, rec.data, _facts(request),
-                         request.app.state.address(d.project, d.name))
+    return shapes.to_tir(int(rec.key), d, rec.data, state.facts(request),
+                         state.address(request, d.project, d.name))
 
 
 @router.get("/gpu_service/sku/")
 def sku_list(request: Request, service: str = "inference_service",
              framework: str | None = None) -> Json:
-    return envelope(shapes.skus(_facts(request)))
+    return envelope(shapes.skus(state.facts(request)))
 
 
 @router.post(INFERENCE + "/")
 def create(team: int, project: int, request: Request, body: JsonBody) -> Json:
-    data = shapes.create_to_native(body, _facts(request))
-    change = _svc(request).create(berth_project(team, project), data)
+    data = shapes.create_to_native(body, state.facts(request))
+    change = state.deployments(request).create(berth_project(team, project), data)
     d = change.deployment
     extra = shapes.kept(body) | {"name": d.name, "deployment_id": d.id,
                                  "is_auto_scale_enabled": bool(body.get("is_auto_scale_enabled")),
                                  "task_id": change.task.id}
-    with _svc(request).store.write() as tx:
+    with state.deployments(request).store.write() as tx:
         number = tx.dialect_records.next_number(DIALECT, KIND)
         rec = DialectRecord(DIALECT, KIND, str(number), d.project, extra, datetime.now(UTC))
         tx.dialect_records.put(rec)
@@ -108,7 +96,7 @@ def create(team: int, project: int, request: Request, body: JsonBody) -> Json:
 
 @router.get(INFERENCE + "/")
 def list_(team: int, project: int, request: Request) -> Json:
-    with _svc(request).store.read() as tx:
+    with state.deployments(request).store.read() as tx:
         records = tx.dialect_records.find(DIALECT, KIND, project=berth_project(team, project))
     out = []
     for rec in records:
@@ -129,8 +117,8 @@ def get(team: int, project: int, inference_id: int, request: Request) -> Json:
 def delete(team: int, project: int, inference_id: int, request: Request) -> Json:
     rec = _record(request, team, project, inference_id)
     d = _live(request, rec)
-    _svc(request).delete(d.project, d.name)
-    with _svc(request).store.write() as tx:
+    state.deployments(request).delete(d.project, d.name)
+    with state.deployments(request).store.write() as tx:
         tx.dialect_records.delete(DIALECT, KIND, rec.key)
     return envelope({"id": inference_id, "name": d.name},
                     "Model endpoint deleted successfully")
@@ -155,11 +143,11 @@ def act(team: int, project: int, inference_id: int, request: Request, body: Json
                                      + ", ".join(MESSAGES) + f"; got {action!r}")])
     rec = _record(request, team, project, inference_id)
     d = _live(request, rec)
-    svc, p, name = _svc(request), d.project, d.name
+    svc, p, name = state.deployments(request), d.project, d.name
     if action in ("start", "stop", "restart"):
         d = getattr(svc, action)(p, name).deployment
     elif action == "patch":
-        native = shapes.patch_to_native(body, d.spec, _facts(request))
+        native = shapes.patch_to_native(body, d.spec, state.facts(request))
         if native:
             d = svc.patch(p, name, native).deployment
         extra = shapes.kept(body)
@@ -184,7 +172,7 @@ async def logs(team: int, project: int, inference_id: int, request: Request,
                limit: int = 500) -> Json:
     rec = await run_in_threadpool(_record, request, team, project, inference_id)
     d = await run_in_threadpool(_live, request, rec)
-    runtime: Runtime = request.app.state.runtime
+    runtime = state.runtime(request)
     lines = runtime.logs(d.id, limit=max(1, min(limit, 5000)))
     return envelope([{"pod_name": ln.replica_id, "stream": ln.stream, "message": ln.line,
                       "timestamp": datetime.fromtimestamp(ln.ts, UTC).isoformat()
@@ -195,7 +183,7 @@ async def logs(team: int, project: int, inference_id: int, request: Request,
 def replicas(team: int, project: int, inference_id: int, request: Request) -> Json:
     rec = _record(request, team, project, inference_id)
     d = _live(request, rec)
-    _, items = _svc(request).replicas(d.project, d.name)
+    _, items = state.deployments(request).replicas(d.project, d.name)
     return envelope([
         {"pod_name": r.id, "replica_name": r.id, "status": r.state.value.title(),
          "ready": r.ready, "restart_count": r.restarts, "reason": r.reason,
@@ -209,10 +197,10 @@ def restart_replica(team: int, project: int, inference_id: int, replica_name: st
     """Berth restarts replicas as a rolling replacement of the deployment's replicas."""
     rec = _record(request, team, project, inference_id)
     d = _live(request, rec)
-    _, items = _svc(request).replicas(d.project, d.name)
+    _, items = state.deployments(request).replicas(d.project, d.name)
     if not any(r.id == replica_name for r in items):
         raise NotFound(f"replica {replica_name!r} not found")
-    _svc(request).restart(d.project, d.name)
+    state.deployments(request).restart(d.project, d.name)
     return envelope({"replica_name": replica_name}, "Replica restarted successfully")
 
 
