@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import sys
 import types
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +15,7 @@ from typer.testing import CliRunner
 from berth.cli import common
 from berth.cli.main import app
 from berth.client import BerthClient
+from tests.fakes.http import FakeServer
 
 T0 = "2024-05-01T12:00:00Z"
 BASE = "/v1/projects/default/deployments"
@@ -49,28 +49,14 @@ def task_json(state: str, error: str = "") -> dict[str, Any]:
             "error": error, "message": "", "created_at": T0, "updated_at": T0}
 
 
-Answer = httpx.Response | Callable[[httpx.Request], httpx.Response]
 
 
-class Server:
+class Server(FakeServer):
+    """The fake API, and the client configurations the CLI built."""
+
     def __init__(self) -> None:
-        self.requests: list[httpx.Request] = []
-        self.routes: dict[tuple[str, str], list[Answer]] = {}
+        super().__init__()
         self.configs: list[common.Config] = []
-
-    def on(self, method: str, path: str, *answers: Answer) -> None:
-        self.routes.setdefault((method, path), []).extend(answers)
-
-    def __call__(self, request: httpx.Request) -> httpx.Response:
-        self.requests.append(request)
-        queue = self.routes.get((request.method, request.url.path))
-        if not queue:
-            return httpx.Response(404, json={"error": {"code": "not_found", "message": "nope"}})
-        answer = queue.pop(0) if len(queue) > 1 else queue[0]
-        return answer(request) if callable(answer) else answer
-
-    def sent(self, method: str) -> list[httpx.Request]:
-        return [r for r in self.requests if r.method == method]
 
 
 def ok(body: Any, status: int = 200) -> httpx.Response:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -13,16 +12,6 @@ import pytest
 from berth.client import BerthAPIError, BerthClient
 from tests.unit.client.test_client import T0, Server, ok
 
-
-@pytest.fixture
-def server() -> Server:
-    return Server()
-
-
-@pytest.fixture
-def client(server: Server) -> Iterator[BerthClient]:
-    with BerthClient(token="s3cret", transport=httpx.MockTransport(server)) as c:
-        yield c
 KEYS = "/v1/projects/default/api-keys"
 
 

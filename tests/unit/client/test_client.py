@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +21,7 @@ from berth.client import (
     token_from_data_dir,
 )
 from berth.domain.status import DeploymentStatus, TaskState
+from tests.fakes.http import FakeServer
 
 T0 = "2024-05-01T12:00:00Z"
 BASE = "/v1/projects/default/deployments"
@@ -56,41 +56,11 @@ def task_json(state: str, task_id: str = "task-1", error: str = "") -> dict[str,
     }
 
 
-Handler = Callable[[httpx.Request], httpx.Response]
 
 
-class Server:
-    """Answers each request with the next response queued for its method and path."""
-
-    def __init__(self) -> None:
-        self.requests: list[httpx.Request] = []
-        self.routes: dict[tuple[str, str], list[httpx.Response | Handler]] = {}
-
-    def on(self, method: str, path: str, *responses: httpx.Response | Handler) -> None:
-        self.routes.setdefault((method, path), []).extend(responses)
-
-    def __call__(self, request: httpx.Request) -> httpx.Response:
-        self.requests.append(request)
-        queue = self.routes.get((request.method, request.url.path))
-        if not queue:
-            return httpx.Response(404, json={"error": {"code": "not_found", "message": "nope"}})
-        answer = queue.pop(0) if len(queue) > 1 else queue[0]
-        return answer(request) if callable(answer) else answer
-
-    @property
-    def last(self) -> httpx.Request:
-        return self.requests[-1]
+Server = FakeServer
 
 
-@pytest.fixture
-def server() -> Server:
-    return Server()
-
-
-@pytest.fixture
-def client(server: Server) -> Iterator[BerthClient]:
-    with BerthClient(token="s3cret", transport=httpx.MockTransport(server)) as c:
-        yield c
 
 
 def ok(body: Any, status: int = 200, **kw: Any) -> httpx.Response:
