@@ -10,7 +10,6 @@ import os
 import signal
 import socket
 import sys
-import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -25,8 +24,9 @@ from berth.catalog import CATALOG
 from berth.controller.loop import Controller, utcnow
 from berth.controller.policy import Policy
 from berth.domain.platform import PlatformFacts, Region, machine_flavors
-from berth.gateway.runner import GatewayThread, new_loop, serve_forever
+from berth.gateway.runner import gateway_thread, serve_forever
 from berth.gateway.service import Gateway
+from berth.loops import LoopThread, new_loop
 from berth.runtime.gpus import detect_gpus
 from berth.runtime.process import ProcessRuntime
 from berth.services.api_keys import ApiKeyService
@@ -76,36 +76,6 @@ def port_free(host: str, port: int) -> bool:
         except OSError:
             return False
     return True
-
-
-class ControllerThread:
-    """The controller runs on its own event loop so API load never delays it (and back)."""
-
-    def __init__(self, controller: Controller) -> None:
-        self.controller = controller
-        self._loop = asyncio.new_event_loop()
-        self._stopping: asyncio.Event | None = None
-        self._thread = threading.Thread(target=self._main, name="berth-controller", daemon=True)
-        self._ready = threading.Event()
-
-    def _main(self) -> None:
-        asyncio.set_event_loop(self._loop)
-
-        async def body() -> None:
-            self._stopping = asyncio.Event()
-            self._ready.set()
-            await self.controller.run(self._stopping)
-
-        self._loop.run_until_complete(body())
-
-    def start(self) -> None:
-        self._thread.start()
-        self._ready.wait(10)
-
-    def stop(self) -> None:
-        if self._stopping is not None:
-            self._loop.call_soon_threadsafe(self._stopping.set)
-        self._thread.join(30)
 
 
 @dataclass
@@ -166,9 +136,9 @@ def run_server(settings: Settings) -> None:
             raise SystemExit(f"berth: {what} port {settings.host}:{port} is already in use; "
                              f"choose another with --{'port' if what == 'API' else 'gateway-port'}")
     server = build(settings)
-    background = ControllerThread(server.controller)
+    background = LoopThread("berth-controller", server.controller.run)
     background.start()
-    data_plane = GatewayThread(server.gateway)
+    data_plane = gateway_thread(server.gateway)
     data_plane.start()
     gc.freeze()  # start-up objects never die: keep them out of every later collection
     config = uvicorn.Config(server.app, host=settings.host, port=settings.port,

@@ -49,8 +49,6 @@ def task_json(state: str, error: str = "") -> dict[str, Any]:
             "error": error, "message": "", "created_at": T0, "updated_at": T0}
 
 
-
-
 class Server(FakeServer):
     """The fake API, and the client configurations the CLI built."""
 
