@@ -22,14 +22,19 @@ def _iso(key: ApiKey, field: str) -> str | None:
     return at.isoformat().replace("+00:00", "Z") if at is not None else None
 
 
+def _shapes(request: Request, project: str, keys: list[ApiKey]) -> list[dict[str, Any]]:
+    """Gcore's key shapes; `deployment_names` from one read of the project's deployments."""
+    items, _count = state.deployments(request).page(project)
+    return [{"name": key.name, "description": key.description or None,
+             "created_at": _iso(key, "created_at"), "expires_at": _iso(key, "expires_at"),
+             "deployment_names": [d.name for d in items
+                                  if (d.spec.api_keys and key.name in d.spec.api_keys)
+                                  or d.spec.auth_enabled]}
+            for key in keys]
+
+
 def _key(request: Request, key: ApiKey) -> dict[str, Any]:
-    deployments = state.deployments(request)
-    items, _count = deployments.page(key.project)
-    users = [d.name for d in items
-             if (d.spec.api_keys and key.name in d.spec.api_keys) or d.spec.auth_enabled]
-    return {"name": key.name, "description": key.description or None,
-            "created_at": _iso(key, "created_at"), "expires_at": _iso(key, "expires_at"),
-            "deployment_names": users}
+    return _shapes(request, key.project, [key])[0]
 
 
 @router.post(KEYS)
@@ -43,7 +48,7 @@ def list_keys(project_id: int, request: Request, limit: int = 1000,
               offset: int = 0) -> dict[str, Any]:
     keys = state.api_keys(request).list(str(project_id))
     return {"count": len(keys),
-            "results": [_key(request, k) for k in keys[offset:offset + limit]]}
+            "results": _shapes(request, str(project_id), keys[offset:offset + limit])}
 
 
 @router.get(KEYS + "/{name}")
@@ -56,7 +61,7 @@ def update_key(project_id: int, name: str, request: Request, body: JsonBody) -> 
     if not isinstance(body, dict) or set(body) - {"description"}:
         raise SpecInvalid([Violation("body", "fields", "only `description` can be changed")])
     return _key(request, state.api_keys(request).describe(str(project_id), name,
-                                                body.get("description")))
+                                                          body.get("description")))
 
 
 @router.delete(KEYS + "/{name}", status_code=204)
