@@ -174,17 +174,19 @@ class Controller:
             tasks.setdefault(t.deployment_id, []).append(t)
         in_use = {i for r in rows if r.state != S.STOPPED for i in r.gpus}
         verdicts = {rid: p.verdict() for rid, (_pid, p) in self.probers.items()}
+        after = dict(by_deployment)  # rows as this tick leaves them (failures keep the old)
         for d in deployments:
             try:
                 result = reconcile_deployment(
                     d, by_deployment.get(d.id, []), tasks.get(d.id, []), observed, verdicts,
                     in_use, self.facts, self.policy, now, traffic)
-                await self._apply(result)
+                after[d.id] = await self._apply(result)
             except Exception:
                 log.exception("reconciling %s/%s failed", d.project, d.name)
-        await self._sync_probers(deployments)
+        await self._sync_probers(deployments, [r for rows in after.values() for r in rows])
 
-    async def _apply(self, result: Reconciliation) -> None:
+    async def _apply(self, result: Reconciliation) -> list[Replica]:
+        """Write, signal and launch; the deployment's rows as they now stand."""
         d = result.deployment
         if result.changed:
             with self.store.write(notify=False) as tx:
@@ -208,12 +210,14 @@ class Controller:
             await self.runtime.signal(rid, kill=signal.value == "KILL")
         for rid in result.forget:
             await self.runtime.forget(rid)
+        rows = {r.id: r for r in result.replicas}
         for r in result.launch:
-            await self._launch(d, r)
+            rows[r.id] = await self._launch(d, r)
         if d.status == DeploymentStatus.DELETED and result.changed:
             self.runtime.purge_logs(d.id)
+        return list(rows.values())
 
-    async def _launch(self, d: Deployment, r: Replica) -> None:
+    async def _launch(self, d: Deployment, r: Replica) -> Replica:
         now = self.clock()
         try:
             if r.state == S.BACKOFF:
@@ -221,11 +225,11 @@ class Controller:
             started = await self.runtime.start(launch_spec(d, r))
         except Exception as exc:
             log.warning("could not start replica %s: %s", r.id, exc)
-            failed = crash(r, f"could not start: {exc}", None, self.policy, now)
+            row = crash(r, f"could not start: {exc}", None, self.policy, now)
             event = Event(deployment_id=d.id, at=now, kind="Replica", reason="StartFailed",
-                          message=failed.reason, replica_id=r.id)
+                          message=row.reason, replica_id=r.id)
         else:
-            failed = replace(move(r, S.STARTING, "process started", now), pid=started.pid,
+            row = replace(move(r, S.STARTING, "process started", now), pid=started.pid,
                              port=started.port, started_at=now, exit_code=None, ready=False,
                              next_start_at=None)
             event = Event(deployment_id=d.id, at=now, kind="Replica", reason="Launched",
@@ -233,15 +237,15 @@ class Controller:
                           + (f", GPUs {','.join(map(str, r.gpus))}" if r.gpus else ""),
                           replica_id=r.id)
         with self.store.write(notify=False) as tx:
-            tx.replicas.save(failed)
+            tx.replicas.save(row)
             tx.events.add(event)
+        return row
 
-    async def _sync_probers(self, deployments: list[Deployment]) -> None:
+    async def _sync_probers(self, deployments: list[Deployment], rows: list[Replica]) -> None:
         """One prober per running replica process; none for anything else."""
         specs = {d.id: d for d in deployments}
-        with self.store.read() as tx:
-            rows = [r for r in tx.replicas.all() if r.state in (S.STARTING, S.RUNNING)]
-        wanted = {r.id: r for r in rows if r.deployment_id in specs and r.port is not None}
+        wanted = {r.id: r for r in rows if r.state in (S.STARTING, S.RUNNING)
+                  and r.deployment_id in specs and r.port is not None}
         for rid, (pid, prober) in list(self.probers.items()):
             if rid not in wanted or wanted[rid].pid != pid:
                 await prober.stop()
