@@ -44,7 +44,7 @@ def require_api_key(request: Request) -> None:
         raise Unauthorized("missing credentials: send 'x-api-key: <token>' "
                            "(a Berth control token)")
     principal = authenticate(request, token)
-    check_scope(request, principal, request.headers.get("x-selected-account-id") or "default")
+    check_scope(request, principal, _project(request))
 
 
 PREFIX = "/v5/"
