@@ -8,7 +8,7 @@ from time import monotonic
 from typing import TYPE_CHECKING
 
 from berth.gateway.balancer import Backend, Shed
-from berth.gateway.http import HOP_BY_HOP, gateway_error, status_line
+from berth.gateway.http import client_head, gateway_error, upstream_head
 from berth.gateway.table import Route
 from berth.gateway.upstream import UpstreamConnection
 
@@ -19,9 +19,6 @@ INF = float("inf")
 REPLAY_LIMIT = 64 * 1024  # request bodies up to this size can be resent after a stale connection
 BUFFER_LIMIT = 1024 * 1024  # buffered request body before the client is paused
 MAX_TRIES = 3
-SKIP_UPSTREAM = HOP_BY_HOP | {b"host", b"content-length", b"x-forwarded-for",
-                              b"x-forwarded-proto", b"x-forwarded-host", b"x-request-id"}
-SKIP_WITH_AUTH = SKIP_UPSTREAM | {b"authorization", b"x-api-key"}
 
 
 class Exchange:
@@ -113,8 +110,10 @@ class Exchange:
             self.reply_error(status, code, message,
                              {"www-authenticate": "Bearer"} if status == 401 else None)
             return
-        self._build_head(host, forwarded, rest + (b"?" + query if query else b""),
-                         strip_auth=route.needs_key)
+        self.head = upstream_head(
+            self.method, rest + (b"?" + query if query else b""), self.headers, host=host,
+            forwarded=forwarded, client=self.conn.client_ip_bytes, request_id=self.request_id,
+            chunked=self.chunked_request, strip_auth=route.needs_key)
         self.total_at = self.due = self.started + route.total
         self.idle_gap = route.idle
         self.gw.timed.add(self)
@@ -123,30 +122,6 @@ class Exchange:
             self._dispatch(backend)
         else:
             self.task = self.gw.loop.create_task(self._wait_for_slot())
-
-    def _build_head(self, host: bytes, forwarded: bytes, target: bytes, strip_auth: bool) -> None:
-        drop = SKIP_WITH_AUTH if strip_auth else SKIP_UPSTREAM
-        length = b""
-        lines = [b"%s %s HTTP/1.1\r\n" % (self.method.encode(), target or b"/")]
-        for name, value in self.headers:
-            if name not in drop:
-                lines.append(b"%s: %s\r\n" % (name, value))
-            elif name == b"content-length":
-                length = value
-            elif name == b"connection":  # it names more hop-by-hop headers
-                named = {t.strip().lower() for t in value.split(b",")}
-                lines = [ln for ln in lines if ln.split(b":", 1)[0] not in named]
-                drop = drop | named
-        client = self.conn.client_ip_bytes
-        lines.append(b"x-forwarded-for: %s\r\nx-forwarded-proto: http\r\n"
-                     b"x-forwarded-host: %s\r\nx-request-id: %s\r\n" % (
-                         forwarded + b", " + client if forwarded else client, host,
-                         self.request_id))
-        if self.chunked_request:
-            lines.append(b"transfer-encoding: chunked\r\n")
-        elif length:
-            lines.append(b"content-length: %s\r\n" % length)
-        self.head = b"".join(lines)  # "host:" and the blank line are added per upstream
 
     def request_body(self, chunk: bytes) -> None:
         if self.done:
@@ -279,36 +254,11 @@ class Exchange:
         self.ttfb = monotonic() - self.started
         self.body = []
         self.due = min(self.total_at, monotonic() + self.idle_gap)
-        out = [status_line(status)]
-        framed = event_stream = cache_control = chunked = False
-        for name, value in headers:
-            lname = name.lower()
-            if lname in HOP_BY_HOP:
-                chunked = chunked or lname == b"transfer-encoding"
-                continue
-            if lname == b"content-length":
-                framed = True
-            elif lname == b"content-type":
-                event_stream = value.startswith(b"text/event-stream")
-            elif lname == b"cache-control":
-                cache_control = True
-            out.append(name + b": " + value + b"\r\n")
-        bodiless = status in (204, 304) or status < 200 or self.method == "HEAD"
-        self.until_eof = not (framed or chunked or bodiless)  # an HTTP/1.0-style body
-        if not framed and not bodiless:
-            if self.http11:
-                self.chunked_response = True
-                out.append(b"transfer-encoding: chunked\r\n")
-            else:
-                self.keep_alive = False
-        if event_stream:
-            out.append(b"x-accel-buffering: no\r\n")
-            if not cache_control:
-                out.append(b"cache-control: no-cache\r\n")
-        out.append(b"x-request-id: " + self.request_id + b"\r\n")
-        out.append(b"connection: keep-alive\r\n\r\n" if self.keep_alive else
-                   b"connection: close\r\n\r\n")
-        self.conn.write(b"".join(out))
+        head = client_head(status, headers, method=self.method, http11=self.http11,
+                           keep_alive=self.keep_alive, request_id=self.request_id)
+        self.chunked_response, self.until_eof = head.chunked, head.until_eof
+        self.keep_alive = head.keep_alive
+        self.conn.write(head.data)
         if self.method == "HEAD" and self.upstream is not None:
             upstream, self.upstream = self.upstream, None
             upstream.abort()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from http import HTTPStatus
+from typing import NamedTuple
 
 HOP_BY_HOP = frozenset({
     b"connection", b"keep-alive", b"proxy-authenticate", b"proxy-authorization", b"te",
@@ -36,3 +37,76 @@ def plain_response(status: int, content_type: bytes, body: bytes, *, keep_alive:
                      b"content-length: %d\r\n" % len(body),
                      b"connection: keep-alive\r\n\r\n" if keep_alive else
                      b"connection: close\r\n\r\n", body])
+
+
+SKIP_UPSTREAM = HOP_BY_HOP | {b"host", b"content-length", b"x-forwarded-for",
+                              b"x-forwarded-proto", b"x-forwarded-host", b"x-request-id"}
+SKIP_WITH_AUTH = SKIP_UPSTREAM | {b"authorization", b"x-api-key"}
+
+
+def upstream_head(method: str, target: bytes, headers: list[tuple[bytes, bytes]], *,
+                  host: bytes, forwarded: bytes, client: bytes, request_id: bytes,
+                  chunked: bool, strip_auth: bool) -> bytes:
+    """The request head for a replica, without its `host:` line and the blank line (added
+    per upstream): hop-by-hop headers (and those `Connection` names) dropped, the key header
+    dropped when the gateway used it, X-Forwarded-* and X-Request-Id set."""
+    drop = SKIP_WITH_AUTH if strip_auth else SKIP_UPSTREAM
+    length = b""
+    lines = [b"%s %s HTTP/1.1\r\n" % (method.encode(), target or b"/")]
+    for name, value in headers:
+        if name not in drop:
+            lines.append(b"%s: %s\r\n" % (name, value))
+        elif name == b"content-length":
+            length = value
+        elif name == b"connection":  # it names more hop-by-hop headers
+            named = {t.strip().lower() for t in value.split(b",")}
+            lines = [ln for ln in lines if ln.split(b":", 1)[0] not in named]
+            drop = drop | named
+    lines.append(b"x-forwarded-for: %s\r\nx-forwarded-proto: http\r\n"
+                 b"x-forwarded-host: %s\r\nx-request-id: %s\r\n" % (
+                     forwarded + b", " + client if forwarded else client, host, request_id))
+    if chunked:
+        lines.append(b"transfer-encoding: chunked\r\n")
+    elif length:
+        lines.append(b"content-length: %s\r\n" % length)
+    return b"".join(lines)
+
+
+class ResponseHead(NamedTuple):
+    data: bytes  # what the client gets
+    chunked: bool  # the gateway frames the body in chunks
+    until_eof: bool  # the replica's body ends when it closes (HTTP/1.0 style)
+    keep_alive: bool
+
+
+def client_head(status: int, headers: list[tuple[bytes, bytes]], *, method: str,
+                http11: bool, keep_alive: bool, request_id: bytes) -> ResponseHead:
+    """The response head for the client: hop-by-hop headers dropped, the body framed (chunked
+    for HTTP/1.1 when the replica gave no length; else the connection closes), event streams
+    marked unbuffered, the request id added."""
+    out = [status_line(status)]
+    framed = event_stream = cache_control = chunked = False
+    for name, value in headers:
+        lname = name.lower()
+        if lname in HOP_BY_HOP:
+            chunked = chunked or lname == b"transfer-encoding"
+            continue
+        if lname == b"content-length":
+            framed = True
+        elif lname == b"content-type":
+            event_stream = value.startswith(b"text/event-stream")
+        elif lname == b"cache-control":
+            cache_control = True
+        out.append(name + b": " + value + b"\r\n")
+    bodiless = status in (204, 304) or status < 200 or method == "HEAD"
+    rechunk = not framed and not bodiless and http11
+    keep_alive = keep_alive and (framed or bodiless or http11)
+    if rechunk:
+        out.append(b"transfer-encoding: chunked\r\n")
+    if event_stream:
+        out.append(b"x-accel-buffering: no\r\n")
+        if not cache_control:
+            out.append(b"cache-control: no-cache\r\n")
+    out.append(b"x-request-id: " + request_id + b"\r\n")
+    out.append(b"connection: keep-alive\r\n\r\n" if keep_alive else b"connection: close\r\n\r\n")
+    return ResponseHead(b"".join(out), rechunk, not (framed or chunked or bodiless), keep_alive)
