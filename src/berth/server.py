@@ -30,9 +30,11 @@ from berth.loops import LoopThread, new_loop
 from berth.runtime.gpus import detect_gpus
 from berth.runtime.process import ProcessRuntime
 from berth.services.api_keys import ApiKeyService
+from berth.services.credentials import CredentialService
 from berth.services.deployments import DeploymentService
 from berth.services.tasks import TaskService
 from berth.services.tokens import TokenService
+from berth.services.vault import Vault
 from berth.settings import Settings
 from berth.store.engine import Store
 
@@ -120,7 +122,10 @@ def build(settings: Settings) -> Server:
     store.subscribe(gateway.notify)
     app = create_app(deployments_service=DeploymentService(store, facts, utcnow),
                      tasks=TaskService(store), tokens=tokens, runtime=runtime, facts=facts,
-                     api_keys=ApiKeyService(store, utcnow), address=gateway_address(settings))
+                     api_keys=ApiKeyService(store, utcnow),
+                     credentials=CredentialService(
+                         store, Vault(settings.credentials_key_file), utcnow),
+                     address=gateway_address(settings))
     return Server(settings, store, runtime, controller, gateway, app)
 
 

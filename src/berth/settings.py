@@ -40,6 +40,11 @@ class Settings(BaseSettings):
         return self.data_dir / "admin-token"
 
     @property
+    def credentials_key_file(self) -> Path:
+        """The key that seals registry passwords and secrets (made on first use, 0600)."""
+        return self.data_dir / "credentials.key"
+
+    @property
     def logs_dir(self) -> Path:
         return self.data_dir / "logs"
 

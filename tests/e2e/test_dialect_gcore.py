@@ -88,10 +88,15 @@ def test_sdk_sees_gcore_errors(sdk: Gcore, server: BerthServer) -> None:
 
 
 def test_seed_replace_request_is_accepted(server: BerthServer) -> None:
-    """Seed 002's PUT body (v3 replace), sent as written but for this machine's flavor."""
+    """Seed 002's PUT body (v3 replace), sent as written but for this machine's flavor and
+    with the registry credentials it names created first."""
     with httpx.Client(base_url=server.url, headers={"Authorization": f"apikey {server.token}"},
                       timeout=30) as http:
         flavor = http.get("/cloud/v3/inference/flavors").json()["results"][0]["name"]
+        hub = http.post(f"/cloud/v3/inference/{PROJECT}/registry_credentials", json={
+            "name": "dockerhub", "registry_url": "docker.io", "username": "me",
+            "password": "pw"})
+        assert hub.status_code == 200, hub.text
         body = {"containers": [{"region_id": 1, "scale": {
                     "cooldown_period": 60, "max": 3, "min": 1,
                     "triggers": {"cpu": {"threshold": 80}, "memory": {"threshold": 70}}}}],

@@ -12,12 +12,14 @@ from berth.api.auth import require_token
 from berth.api.dialects import load_dialects
 from berth.api.errors import install_error_handlers
 from berth.api.v1 import api_keys as api_keys_routes
+from berth.api.v1 import credentials as credentials_routes
 from berth.api.v1 import deployments, platform
 from berth.api.v1 import tokens as tokens_routes
 from berth.domain.platform import PlatformFacts
 from berth.domain.spec import DeploymentSpec
 from berth.runtime.base import Runtime
 from berth.services.api_keys import ApiKeyService
+from berth.services.credentials import CredentialService
 from berth.services.deployments import DeploymentService
 from berth.services.tasks import TaskService
 from berth.services.tokens import TokenService
@@ -26,6 +28,7 @@ from berth.services.tokens import TokenService
 def create_app(
     *, deployments_service: DeploymentService, tasks: TaskService, tokens: TokenService,
     runtime: Runtime, facts: PlatformFacts, api_keys: ApiKeyService,
+    credentials: CredentialService,
     address: Callable[[str, str], str | None] = lambda _project, _name: None,
 ) -> FastAPI:
     app = FastAPI(title="Berth", version=__version__,
@@ -36,12 +39,15 @@ def create_app(
     app.state.runtime = runtime
     app.state.facts = facts
     app.state.api_keys = api_keys
+    app.state.credentials = credentials
     app.state.address = address
     install_error_handlers(app)
     auth = [Depends(require_token)]
     app.include_router(deployments.router, dependencies=auth)
     app.include_router(platform.router, dependencies=auth)
     app.include_router(api_keys_routes.router, dependencies=auth)
+    app.include_router(credentials_routes.registries, dependencies=auth)
+    app.include_router(credentials_routes.secrets, dependencies=auth)
     app.include_router(tokens_routes.router)
     for dialect in load_dialects():
         app.include_router(dialect.router)

@@ -9,6 +9,7 @@ from fastapi import Request
 from berth.domain.platform import PlatformFacts
 from berth.runtime.base import Runtime
 from berth.services.api_keys import ApiKeyService
+from berth.services.credentials import CredentialService
 from berth.services.deployments import DeploymentService
 from berth.services.tasks import TaskService
 from berth.services.tokens import TokenService
@@ -28,6 +29,10 @@ def tokens(request: Request) -> TokenService:
 
 def api_keys(request: Request) -> ApiKeyService:
     return cast(ApiKeyService, request.app.state.api_keys)
+
+
+def credentials(request: Request) -> CredentialService:
+    return cast(CredentialService, request.app.state.credentials)
 
 
 def runtime(request: Request) -> Runtime:

@@ -138,3 +138,34 @@ class ControlToken:
         if write and self.access == "read":
             return False
         return project is None or self.projects is None or project in self.projects
+
+
+@dataclass
+class RegistryCredential:
+    """How to pull images from a private registry. The password is kept only sealed
+    (encrypted with the data directory's key), so it can be opened for a pull but is never
+    shown."""
+
+    id: str
+    project: str
+    name: str
+    registry_url: str
+    username: str
+    sealed_password: str = field(repr=False)
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass
+class Secret:
+    """A named secret of a project (e.g. AWS credentials). `public` holds the fields its type
+    shows (an access key id); the whole data is kept only sealed in `sealed_data`."""
+
+    id: str
+    project: str
+    name: str
+    type: str
+    public: dict[str, str]
+    sealed_data: str = field(repr=False)
+    created_at: datetime
+    updated_at: datetime

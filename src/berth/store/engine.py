@@ -14,6 +14,7 @@ from sqlalchemy import Connection, create_engine, event
 from sqlalchemy.engine import Engine
 
 from berth.store.api_keys import ApiKeyRepo
+from berth.store.credentials import RegistryCredentialRepo, SecretRepo
 from berth.store.deployments import DeploymentRepo, SpecCache
 from berth.store.dialect_records import DialectRecordRepo
 from berth.store.replicas import ReplicaRepo
@@ -38,6 +39,8 @@ class Tx:
         self.routing = RoutingRepo(conn)
         self.api_keys = ApiKeyRepo(conn)
         self.dialect_records = DialectRecordRepo(conn)
+        self.registry_credentials = RegistryCredentialRepo(conn)
+        self.secrets = SecretRepo(conn)
 
 
 def _sqlite_engine(url: str) -> Engine:

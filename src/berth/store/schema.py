@@ -181,3 +181,30 @@ dialect_records = Table(
 )
 Index("ix_dialect_records_project", dialect_records.c.dialect, dialect_records.c.kind,
       dialect_records.c.project)
+
+registry_credentials = Table(
+    "registry_credentials", metadata,
+    Column("id", String(36), primary_key=True),
+    Column("project", String(64), nullable=False),
+    Column("name", String(64), nullable=False),
+    Column("registry_url", String(255), nullable=False),
+    Column("username", String(255), nullable=False),
+    Column("password_sealed", Text, nullable=False),  # Fernet token; never plaintext
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+Index("uq_registry_credentials_project_name", registry_credentials.c.project,
+      registry_credentials.c.name, unique=True)
+
+secrets = Table(
+    "secrets", metadata,
+    Column("id", String(36), primary_key=True),
+    Column("project", String(64), nullable=False),
+    Column("name", String(64), nullable=False),
+    Column("type", String(32), nullable=False),
+    Column("public", JSON, nullable=False),  # the fields its type shows
+    Column("data_sealed", Text, nullable=False),  # Fernet token of the whole data
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+Index("uq_secrets_project_name", secrets.c.project, secrets.c.name, unique=True)

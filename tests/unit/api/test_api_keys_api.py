@@ -13,9 +13,11 @@ from starlette.exceptions import StarletteDeprecationWarning
 
 from berth.api.app import create_app
 from berth.services.api_keys import ApiKeyService, digest
+from berth.services.credentials import CredentialService
 from berth.services.deployments import DeploymentService
 from berth.services.tasks import TaskService
 from berth.services.tokens import TokenService
+from berth.services.vault import Vault
 from berth.store.engine import Store
 from tests.fakes.builders import T0, facts
 from tests.fakes.runtime import FakeRuntime
@@ -37,7 +39,9 @@ class Env:
         self.app = create_app(
             deployments_service=DeploymentService(self.store, facts(), lambda: T0),
             tasks=TaskService(self.store), tokens=tokens, runtime=FakeRuntime(),
-            facts=facts(), api_keys=ApiKeyService(self.store, lambda: T0))
+            facts=facts(), api_keys=ApiKeyService(self.store, lambda: T0),
+            credentials=CredentialService(self.store, Vault(tmp / "credentials.key"),
+                                          lambda: T0))
         self.http = TestClient(self.app, headers={"Authorization": f"Bearer {self.token}"})
 
     def routing_version(self) -> int:

@@ -11,7 +11,8 @@ from fastapi.responses import JSONResponse
 
 from berth.api import state
 from berth.api.auth import require_token
-from berth.api.dialects.gcore import keys, v2
+from berth.api.dialects.gcore import credentials, keys, v2
+from berth.api.dialects.gcore.credentials import check_credentials_name
 from berth.api.dialects.gcore.shapes import region_id, task_to_gcore, to_gcore, to_native
 from berth.api.v1.deployments import JsonBody
 from berth.domain.errors import BerthError, NotFound, SpecInvalid
@@ -52,6 +53,7 @@ def _tasks(change: Change) -> dict[str, list[str]]:
 @router.post(DEPLOYMENTS)
 def create(project_id: int, request: Request, body: JsonBody) -> dict[str, list[str]]:
     data = to_native(body, state.facts(request))
+    check_credentials_name(request, project_id, data)
     return _tasks(state.deployments(request).create(str(project_id), data))
 
 
@@ -78,6 +80,7 @@ def get(project_id: int, name: str, request: Request) -> dict[str, Any]:
 def update(project_id: int, name: str, request: Request,
            body: JsonBody) -> dict[str, list[str]]:
     patch = to_native(body, state.facts(request), partial=True)
+    check_credentials_name(request, project_id, patch)
     return _tasks(state.deployments(request).patch(str(project_id), name, patch))
 
 
@@ -85,6 +88,7 @@ def update(project_id: int, name: str, request: Request,
 def replace(project_id: int, name: str, request: Request,
             body: JsonBody) -> dict[str, list[str]]:
     data = to_native(body, state.facts(request))
+    check_credentials_name(request, project_id, data)
     return _tasks(state.deployments(request).replace(str(project_id), name, data))
 
 
@@ -139,6 +143,7 @@ def flavors(request: Request, limit: Limit = 1000, offset: Offset = 0) -> dict[s
 
 
 router.include_router(keys.router)
+router.include_router(credentials.router)
 router.include_router(v2.router)
 
 

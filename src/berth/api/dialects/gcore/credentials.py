@@ -1,0 +1,109 @@
+"""Gcore's inference registry credentials and secrets, on Berth's credentials service.
+
+Gcore's shapes: a credential answers `{name, project_id, registry_url, username}` (never the
+password); a secret answers `{name, type, data}` with hidden values masked. Deleting a
+credential or secret a deployment names is allowed, as Gcore documents no refusal.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request, Response
+
+from berth.api import state
+from berth.api.v1.deployments import JsonBody
+from berth.domain.records import RegistryCredential, Secret
+from berth.services.credentials import shown_data
+
+router = APIRouter()
+REGISTRY = "/v3/inference/{project_id}/registry_credentials"
+SECRETS = "/v3/inference/{project_id}/secrets"
+Limit = Annotated[int, Query(ge=1, le=1000)]
+Offset = Annotated[int, Query(ge=0)]
+
+
+def _request(body: Any) -> Any:
+    """The body without `project_id`, which Gcore's params allow and the path already gives."""
+    if isinstance(body, dict):
+        return {k: v for k, v in body.items() if k != "project_id"}
+    return body
+
+
+def _credential(c: RegistryCredential) -> dict[str, Any]:
+    return {"name": c.name, "project_id": int(c.project), "registry_url": c.registry_url,
+            "username": c.username}
+
+
+def _secret(s: Secret) -> dict[str, Any]:
+    return {"name": s.name, "type": s.type, "data": shown_data(s)}
+
+
+def check_credentials_name(request: Request, project_id: int, data: dict[str, Any]) -> None:
+    """A deployment's `credentials_name`, when given, must name credentials of its project."""
+    name = data.get("credentials_name")
+    if isinstance(name, str) and name:
+        state.credentials(request).require_registry(str(project_id), name)
+
+
+@router.post(REGISTRY)
+def create_registry(project_id: int, request: Request, body: JsonBody) -> dict[str, Any]:
+    return _credential(state.credentials(request).create_registry(str(project_id),
+                                                                  _request(body)))
+
+
+@router.get(REGISTRY)
+def list_registries(project_id: int, request: Request, limit: Limit = 1000,
+                    offset: Offset = 0) -> dict[str, Any]:
+    found = state.credentials(request).list_registries(str(project_id))
+    return {"count": len(found),
+            "results": [_credential(c) for c in found[offset:offset + limit]]}
+
+
+@router.get(REGISTRY + "/{credential_name}")
+def get_registry(project_id: int, credential_name: str, request: Request) -> dict[str, Any]:
+    return _credential(state.credentials(request).get_registry(str(project_id),
+                                                               credential_name))
+
+
+@router.put(REGISTRY + "/{credential_name}")
+def replace_registry(project_id: int, credential_name: str, request: Request,
+                     body: JsonBody) -> dict[str, Any]:
+    return _credential(state.credentials(request).replace_registry(
+        str(project_id), credential_name, _request(body)))
+
+
+@router.delete(REGISTRY + "/{credential_name}", status_code=204)
+def delete_registry(project_id: int, credential_name: str, request: Request) -> Response:
+    state.credentials(request).delete_registry(str(project_id), credential_name)
+    return Response(status_code=204)
+
+
+@router.post(SECRETS)
+def create_secret(project_id: int, request: Request, body: JsonBody) -> dict[str, Any]:
+    return _secret(state.credentials(request).create_secret(str(project_id), _request(body)))
+
+
+@router.get(SECRETS)
+def list_secrets(project_id: int, request: Request, limit: Limit = 1000,
+                 offset: Offset = 0) -> dict[str, Any]:
+    found = state.credentials(request).list_secrets(str(project_id))
+    return {"count": len(found), "results": [_secret(s) for s in found[offset:offset + limit]]}
+
+
+@router.get(SECRETS + "/{secret_name}")
+def get_secret(project_id: int, secret_name: str, request: Request) -> dict[str, Any]:
+    return _secret(state.credentials(request).get_secret(str(project_id), secret_name))
+
+
+@router.put(SECRETS + "/{secret_name}")
+def replace_secret(project_id: int, secret_name: str, request: Request,
+                   body: JsonBody) -> dict[str, Any]:
+    return _secret(state.credentials(request).replace_secret(str(project_id), secret_name,
+                                                             _request(body)))
+
+
+@router.delete(SECRETS + "/{secret_name}", status_code=204)
+def delete_secret(project_id: int, secret_name: str, request: Request) -> Response:
+    state.credentials(request).delete_secret(str(project_id), secret_name)
+    return Response(status_code=204)
