@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import foundry_sdk
@@ -137,3 +138,108 @@ def test_read_only_token_cannot_replace(server: BerthServer) -> None:
     with pytest.raises(model_errors.ReplaceLiveDeploymentPermissionDenied) as denied:
         ro.replace(created.rid, runtime_configuration=_config(), preview=True)
     assert denied.value.parameters["liveDeploymentRid"] == created.rid
+
+
+SOURCE = "ri.magritte..source.0a1b2c3d-0000-4000-8000-000000000001"
+OTHER_SOURCE = "ri.magritte..source.0a1b2c3d-0000-4000-8000-000000000002"
+
+
+def test_sources_are_kept_and_locked_while_running(server: BerthServer) -> None:
+    models = _client(server, server.token).models
+    live = models.LiveDeployment
+    model = models.Model.create(name="sources-model", parent_folder_rid=FOLDER)
+    created = live.create(
+        deployment_type={"type": "direct", "modelRid": model.rid, "branch": "master"},
+        runtime_configuration=_config(minReplicas=0, sources=[SOURCE]), preview=True)
+    assert created.runtime_configuration.sources == [SOURCE]
+    assert live.get(created.rid, preview=True).runtime_configuration.sources == [SOURCE]
+    with pytest.raises(model_errors.LiveDeploymentSourcesCannotBeUpdatedWhileRunning) as lock:
+        live.replace(created.rid, runtime_configuration=_config(sources=[OTHER_SOURCE]),
+                     preview=True)
+    assert lock.value.parameters["liveDeploymentRid"] == created.rid
+    same = live.replace(created.rid, runtime_configuration=_config(maxReplicas=2,
+                                                                   sources=[SOURCE]),
+                        preview=True)  # other fields may change while running
+    assert same.runtime_configuration.max_replicas == 2
+    live.disable(created.rid, preview=True)
+    wait_for(lambda: live.get(created.rid, preview=True).status.state == "DISABLED", 30,
+             what="DISABLED")
+    moved = live.replace(created.rid, runtime_configuration=_config(sources=[OTHER_SOURCE]),
+                         preview=True)
+    assert moved.runtime_configuration.sources == [OTHER_SOURCE]
+    # The SDK checks RIDs itself; other clients get Foundry's error.
+    bad = httpx.post(f"{server.url}/api/v2/models/liveDeployments?preview=true",
+                     headers={"Authorization": f"Bearer {server.token}"},
+                     json={"deploymentType": {"type": "direct", "modelRid": model.rid,
+                                              "branch": "b2"},
+                           "runtimeConfiguration": _config(sources=["not-a-rid"])})
+    assert bad.status_code == 400
+    assert bad.json()["errorName"] == "InvalidLiveDeploymentConfiguration"
+    assert "not-a-rid" in bad.json()["parameters"]["message"]
+
+
+def test_model_and_version_reads(server: BerthServer) -> None:
+    models = _client(server, server.token).models
+    model = models.Model.create(name="read-model", parent_folder_rid=FOLDER)
+    assert models.Model.get(model.rid).rid == model.rid
+    nowhere = "ri.models.main.model.00000000-0000-4000-8000-00000000abcd"
+    with pytest.raises(model_errors.ModelNotFound) as missing:
+        models.Model.get(nowhere)
+    assert missing.value.parameters["modelRid"] == nowhere
+    assert list(models.Model.Version.list(model.rid)) == []
+    made = [models.LiveDeployment.create(
+        deployment_type={"type": "direct", "modelRid": model.rid, "branch": branch},
+        runtime_configuration=_config(minReplicas=0), preview=True) for branch in ("a", "b")]
+    rids = [m.model_version.model_version_rid for m in made]
+    versions = list(models.Model.Version.list(model.rid, page_size=1))  # follows the pages
+    assert [v.rid for v in versions] == rids
+    assert versions[0].source is not None and versions[0].model_api.inputs == []
+    assert [v.rid for v in models.Model.Version.list(model.rid, branch="b")] == rids[1:]
+    one = models.Model.Version.get(model.rid, rids[0])
+    assert one.rid == rids[0] and one.created_time == versions[0].created_time
+    unknown = "ri.models.main.model-version.00000000-0000-4000-8000-000000000000"
+    with pytest.raises(model_errors.ModelVersionNotFound):
+        models.Model.Version.get(model.rid, unknown)
+    with pytest.raises(model_errors.ModelNotFound):
+        list(models.Model.Version.list(nowhere))
+
+
+def test_a_model_branch_has_one_live_deployment(server: BerthServer) -> None:
+    models = _client(server, server.token).models
+    live = models.LiveDeployment
+    model = models.Model.create(name="dup-model", parent_folder_rid=FOLDER)
+    target = {"type": "direct", "modelRid": model.rid, "branch": "master"}
+    first = live.create(deployment_type=target, runtime_configuration=_config(minReplicas=0),
+                        preview=True)
+    with pytest.raises(foundry_sdk.ConflictError) as dup:
+        live.create(deployment_type=target, runtime_configuration=_config(minReplicas=0),
+                    preview=True)
+    assert dup.value.name == "LiveDeploymentAlreadyExists"
+    assert dup.value.parameters == {"modelRid": model.rid, "branch": "master",
+                                    "liveDeploymentRid": first.rid}
+    live.disable(first.rid, preview=True)  # a disabled deployment still holds its branch
+    with pytest.raises(foundry_sdk.ConflictError):
+        live.create(deployment_type=target, runtime_configuration=_config(minReplicas=0),
+                    preview=True)
+    other = live.create(deployment_type={**target, "branch": "dev"},
+                        runtime_configuration=_config(minReplicas=0), preview=True)
+    assert [d.rid for d in live.list(model_rid=model.rid, preview=True).data] == [
+        first.rid, other.rid]
+    # A create that fails validation leaves no claim behind.
+    with pytest.raises(model_errors.ThreadCountTooHigh):
+        live.create(deployment_type={**target, "branch": "qa"},
+                    runtime_configuration=_config(threadCount=100000), preview=True)
+    assert live.create(deployment_type={**target, "branch": "qa"},
+                       runtime_configuration=_config(minReplicas=0), preview=True).branch == "qa"
+
+    # Concurrent creates for one branch: exactly one wins.
+    def create_race() -> int:
+        return httpx.post(
+            f"{server.url}/api/v2/models/liveDeployments?preview=true",
+            headers={"Authorization": f"Bearer {server.token}"}, timeout=30,
+            json={"deploymentType": {**target, "branch": "race"},
+                  "runtimeConfiguration": _config(minReplicas=0)}).status_code
+
+    with ThreadPoolExecutor(4) as pool:
+        codes = sorted(pool.map(lambda _: create_race(), range(4)))
+    assert codes == [200, 409, 409, 409]

@@ -2,6 +2,9 @@
 
     POST /predict          {"echo": <body>, "replica": ID}
     POST /predict/stream   one server-sent event per top-level key, then [DONE]
+    POST /v1/chat/completions, /v1/completions   OpenAI-compatible: the last message (the
+                           prompt) echoes back; `stream: true` sends one chunk per word
+                           (see echo_openai)
     GET  /healthz          {"status": "ok"}, or 503 while $ECHO_UNHEALTHY_FILE exists
 
 Environment: PORT (8080), ECHO_HOST (127.0.0.1), BERTH_REPLICA_ID, ECHO_DELAY_MS (per
@@ -17,6 +20,8 @@ import json
 import os
 import signal
 import sys
+import time
+import uuid
 from collections import deque
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
@@ -25,7 +30,10 @@ from typing import Any, cast
 
 import httptools
 
+from berth.catalog import echo_openai
+
 _JSON = b"application/json"
+_NOT_JSON = object()
 _MAX_QUEUED = 64  # pipelined requests waiting on one connection before reading pauses
 
 
@@ -151,7 +159,7 @@ class EchoProtocol(asyncio.Protocol):
     # -- answering ---------------------------------------------------------------------
 
     def _must_wait(self, request: _Request) -> bool:
-        return request.path == b"/predict/stream" or (
+        return request.path == b"/predict/stream" or request.path in echo_openai.PATHS or (
             self.config.delay > 0 and request.path == b"/predict")
 
     def _answer_now(self, request: _Request) -> None:
@@ -174,6 +182,17 @@ class EchoProtocol(asyncio.Protocol):
             except ValueError as exc:
                 return _error(400, f"request body is not valid JSON: {exc}")
             return 200, json.dumps({"echo": payload, "replica": self.config.replica}).encode()
+        if path == b"/predict/stream" and method == b"POST" and not isinstance(
+                _json(request.body), dict):
+            return _error(400, "request body must be a JSON object")
+        kind = echo_openai.PATHS.get(path)
+        if kind is not None and method == b"POST":
+            try:
+                answer = echo_openai.answer(kind, _json(request.body), _ident(kind),
+                                            int(time.time()))
+            except ValueError as exc:
+                return _error(400, str(exc))
+            return 200, json.dumps(answer).encode()
         if path == b"/healthz" and method == b"GET":
             if self.config.unhealthy_file and os.path.exists(self.config.unhealthy_file):
                 return 503, b'{"status": "unhealthy"}'
@@ -187,8 +206,9 @@ class EchoProtocol(asyncio.Protocol):
                 if self._paused and len(self._queue) < _MAX_QUEUED // 2 and self._transport:
                     self._transport.resume_reading()
                     self._paused = False
-                if request.path == b"/predict/stream" and request.method == b"POST":
-                    await self._stream(request)
+                events = self._events(request)
+                if events is not None:
+                    await self._stream(request, events)
                     continue
                 if self._must_wait(request):
                     await asyncio.sleep(self.config.delay)
@@ -196,31 +216,52 @@ class EchoProtocol(asyncio.Protocol):
         finally:
             self._worker = None
 
-    async def _stream(self, request: _Request) -> None:
+    def _events(self, request: _Request) -> list[bytes] | None:
+        """The events of a streamed answer; None when the request is not one (or is bad:
+        `_route` then answers it)."""
+        if request.method != b"POST":
+            return None
+        payload = _json(request.body)
+        if request.path == b"/predict/stream":
+            if not isinstance(payload, dict):
+                return None
+            return [json.dumps({"echo": {key: value}, "replica": self.config.replica}).encode()
+                    for key, value in payload.items()]
+        kind = echo_openai.PATHS.get(request.path)
+        if kind is None or not isinstance(payload, dict) or payload.get("stream") is not True:
+            return None
         try:
-            payload = json.loads(request.body)
-        except ValueError as exc:
-            payload, problem = None, f"request body is not valid JSON: {exc}"
-        else:
-            problem = "" if isinstance(payload, dict) else "request body must be a JSON object"
-        if problem:
-            status, body = _error(400, problem)
-            self._finish(_response(status, body, request.keep_alive), request.keep_alive)
-            return
-        assert isinstance(payload, dict) and self._transport is not None
+            chunks = echo_openai.chunks(kind, payload, _ident(kind), int(time.time()))
+        except ValueError:
+            return None
+        return [json.dumps(chunk).encode() for chunk in chunks]
+
+    async def _stream(self, request: _Request, events: list[bytes]) -> None:
+        """Server-sent events, $ECHO_DELAY_MS apart, then [DONE]."""
+        assert self._transport is not None
         self._transport.write(
             b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n"
             b"cache-control: no-cache\r\ntransfer-encoding: chunked\r\n"
             + (b"\r\n" if request.keep_alive else b"connection: close\r\n\r\n"))
-        replica = self.config.replica
-        for i, (key, value) in enumerate(payload.items()):
+        for i, event in enumerate(events):
             if i and self.config.delay > 0:
                 await asyncio.sleep(self.config.delay)
             if self._closing:
                 return
-            event = json.dumps({"echo": {key: value}, "replica": replica})
-            self._transport.write(_chunk(b"data: " + event.encode() + b"\n\n"))
+            self._transport.write(_chunk(b"data: " + event + b"\n\n"))
         self._finish(_chunk(b"data: [DONE]\n\n") + b"0\r\n\r\n", request.keep_alive)
+
+
+def _json(body: bytes) -> Any:
+    """The request body as JSON; a marker object when it is not JSON."""
+    try:
+        return json.loads(body)
+    except ValueError:
+        return _NOT_JSON
+
+
+def _ident(kind: str) -> str:
+    return ("chatcmpl-" if kind == echo_openai.CHAT else "cmpl-") + uuid.uuid4().hex
 
 
 async def serve(config: Config, ready: Callable[[str], None] | None = None) -> None:

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
 from berth.api.dialects.foundry.shapes import (
+    CLAIM_GRACE,
     FoundryError,
+    branch_key,
     deployment_name,
     error_body,
+    holds_branch,
+    model_version,
+    parse_sources,
     runtime_configuration,
     status,
     to_foundry,
@@ -25,6 +31,7 @@ from tests.fakes.builders import deployment, facts
 
 SEED = {"minReplicas": 1, "maxReplicas": 3, "cpu": 1.0, "memory": "256MiB", "threadCount": 32}
 ECHO = {"environmentVariables": {"BERTH_IMAGE": "catalog/echo", "MODE": "a"}}
+SOURCE = "ri.magritte..source.0a1b2c3d-0000-4000-8000-000000000000"
 H100 = (Gpu(0, "NVIDIA H100 80GB HBM3", 81559, "9.0"),)
 
 
@@ -61,7 +68,9 @@ def test_port_gpu_and_scaling_round_trip() -> None:
 @pytest.mark.parametrize("config, words", [
     (SEED, "BERTH_IMAGE"),
     (SEED | {"environmentVariables": {"BERTH_IMAGE": "x", "BERTH_PORT": "http"}}, "BERTH_PORT"),
-    (SEED | ECHO | {"sources": ["ri.magritte..source.1"]}, "sources"),
+    (SEED | ECHO | {"sources": ["not-a-rid"]}, "not-a-rid"),
+    (SEED | ECHO | {"sources": "ri.magritte..source.1"}, "sources"),
+    (SEED | ECHO | {"sources": [SOURCE, SOURCE]}, "twice"),
     (SEED | ECHO | {"bogus": 1}, "bogus"),
 ])
 def test_bad_configurations_name_the_problem(config: dict[str, Any], words: str) -> None:
@@ -125,3 +134,37 @@ def test_names_and_error_bodies() -> None:
         "errorInstanceId": "id-1", "parameters": {"liveDeploymentRid": "r"}}
     status_code, body = error_body(NotFound("nothing"), "id-2")
     assert status_code == 404 and body["errorName"] == "Default:NotFound"
+
+
+def test_sources_are_validated_and_kept_as_given() -> None:
+    config = SEED | ECHO | {"sources": [SOURCE]}
+    assert parse_sources(config) == [SOURCE] and parse_sources(SEED) == []
+    spec = validate(to_native(config, "fd-abc", facts()), facts())
+    assert runtime_configuration(spec, None, [SOURCE])["sources"] == [SOURCE]
+    d = deployment(replicas=1)
+    record = {"modelRid": "m", "modelVersionRid": "v", "branch": "master", "sources": [SOURCE]}
+    assert to_foundry(d, "r", record)["runtimeConfiguration"]["sources"] == [SOURCE]
+    assert to_foundry(d, "r", record | {"sources": None})["runtimeConfiguration"][
+        "sources"] == []
+
+
+def test_a_branch_is_held_by_a_live_or_just_claimed_deployment() -> None:
+    now = datetime(2025, 1, 1, tzinfo=UTC)
+    d = deployment(replicas=1)
+    for native, held in ((DeploymentStatus.ACTIVE, True), (DeploymentStatus.DISABLED, True),
+                         (DeploymentStatus.FAILED, True), (DeploymentStatus.DELETING, False),
+                         (DeploymentStatus.DELETED, False)):
+        d.status = native
+        assert holds_branch(now - CLAIM_GRACE * 10, d, now) is held, native
+    assert holds_branch(now - CLAIM_GRACE / 2, None, now)  # being created
+    assert not holds_branch(now - CLAIM_GRACE, None, now)  # its deployment is gone
+    keys = {branch_key("ri.models.main.model.m", b) for b in ("master", "dev", "x" * 500)}
+    assert len(keys) == 3 and all(len(k) < 200 for k in keys)
+
+
+def test_model_version_shape() -> None:
+    created = datetime(2025, 1, 2, 3, 4, 5, tzinfo=UTC)
+    assert model_version("ri.models.main.model-version.v", created) == {
+        "rid": "ri.models.main.model-version.v", "modelApi": {"inputs": [], "outputs": []},
+        "condaRequirements": [], "backingRepositories": [],
+        "createdTime": "2025-01-02T03:04:05Z", "source": {"type": "importedContainerizedModel"}}

@@ -14,10 +14,12 @@ import httpx
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import IntegrityError
 
 from berth.api import state
 from berth.api.auth import authenticate, check_scope, token_from
 from berth.api.dialects.foundry.shapes import (
+    BRANCH_KIND,
     DIALECT,
     LIVE_KIND,
     LIVE_RID,
@@ -26,14 +28,21 @@ from berth.api.dialects.foundry.shapes import (
     PROJECT,
     VERSION_RID,
     FoundryError,
+    already_exists,
+    branch_key,
     deployment_name,
     error_body,
+    holds_branch,
     invalid,
     live_not_found,
     model_not_found,
+    model_version,
+    parse_sources,
+    sources_locked,
     to_foundry,
     to_native,
     translate,
+    version_not_found,
 )
 from berth.api.v1.deployments import JsonBody
 from berth.domain.errors import BerthError, Forbidden, NotFound, SpecInvalid
@@ -113,11 +122,35 @@ def _live(request: Request, rid: str) -> tuple[Deployment, DialectRecord]:
     return d, record
 
 
-def _put(request: Request, key: str, kind: str, data: dict[str, Any]) -> DialectRecord:
-    record = DialectRecord(DIALECT, kind, key, PROJECT, data, datetime.now(UTC))
+def _put(request: Request, key: str, kind: str, data: dict[str, Any],
+         created_at: datetime | None = None) -> DialectRecord:
+    record = DialectRecord(DIALECT, kind, key, PROJECT, data, created_at or datetime.now(UTC))
     with _store(request).write() as tx:
         tx.dialect_records.put(record)
     return record
+
+
+def _claim(request: Request, record: DialectRecord) -> None:
+    """Keep the live deployment's record, unless its model branch already has one. The
+    check and the write are one transaction (serialised on SQLite); the branch's own row is
+    rewritten in it too, so on PostgreSQL two concurrent claims collide on its key."""
+    model_rid, branch = record.data["modelRid"], record.data["branch"]
+    lock = DialectRecord(DIALECT, BRANCH_KIND, branch_key(model_rid, branch), PROJECT,
+                         {"liveDeploymentRid": record.key}, record.created_at)
+    try:
+        with _store(request).write() as tx:
+            for other in tx.dialect_records.find(DIALECT, LIVE_KIND, project=PROJECT,
+                                                 modelRid=model_rid, branch=branch):
+                d = tx.deployments.by_name(PROJECT, other.data["name"])
+                if holds_branch(other.created_at, d, record.created_at):
+                    raise already_exists(model_rid, branch, other.key)
+            tx.dialect_records.put(lock)
+            tx.dialect_records.put(record)
+    except IntegrityError:
+        with _store(request).read() as tx:
+            winner = tx.dialect_records.get(DIALECT, BRANCH_KIND, lock.key)
+        rid = winner.data["liveDeploymentRid"] if winner else ""
+        raise already_exists(model_rid, branch, rid) from None
 
 
 @router.post("")
@@ -154,14 +187,20 @@ def create(request: Request, body: JsonBody) -> dict[str, Any]:
     ident = uuid.uuid4()
     rid, name = LIVE_RID + str(ident), deployment_name(ident.hex)
     data = to_native(config, name, state.facts(request))
-    try:
-        change = state.deployments(request).create(PROJECT, data)
-    except SpecInvalid as exc:
-        raise translate(exc, config, state.facts(request)) from None
-    record = _put(request, rid, LIVE_KIND, {
+    record = DialectRecord(DIALECT, LIVE_KIND, rid, PROJECT, {
         "name": name, "modelRid": model.key, "branch": branch,
         "modelVersionRid": VERSION_RID + str(uuid.uuid4()),
-        "scaling": config.get("scalingConfiguration")})
+        "scaling": config.get("scalingConfiguration"), "sources": parse_sources(config)},
+        state.deployments(request).clock())
+    _claim(request, record)
+    try:
+        change = state.deployments(request).create(PROJECT, data)
+    except BaseException as exc:
+        with _store(request).write() as tx:
+            tx.dialect_records.delete(DIALECT, LIVE_KIND, rid)
+        if isinstance(exc, SpecInvalid):
+            raise translate(exc, config, state.facts(request)) from None
+        raise
     return to_foundry(change.deployment, rid, record.data)
 
 
@@ -195,12 +234,15 @@ def replace(rid: str, request: Request, body: JsonBody) -> dict[str, Any]:
     d, record = _live(request, rid)
     config = _config(body)
     data = to_native(config, d.name, state.facts(request))
+    sources = parse_sources(config)
+    if sources != record.data.get("sources", []) and d.status != DeploymentStatus.DISABLED:
+        raise sources_locked(rid)
     try:
         change = state.deployments(request).replace(PROJECT, d.name, data)
     except SpecInvalid as exc:
         raise translate(exc, config, state.facts(request)) from None
-    kept = _put(request, rid, LIVE_KIND,
-                record.data | {"scaling": config.get("scalingConfiguration")})
+    kept = _put(request, rid, LIVE_KIND, record.data | {
+        "scaling": config.get("scalingConfiguration"), "sources": sources}, record.created_at)
     return to_foundry(change.deployment, rid, kept.data)
 
 
@@ -249,3 +291,58 @@ async def transform_json(rid: str, request: Request, body: JsonBody) -> dict[str
     except ValueError:
         output = answer.text
     return {"output": output if isinstance(output, dict) else {"output": output}}
+
+
+# Model reads. Registered after the live-deployment routes, so `liveDeployments` is never
+# taken for a model RID. Preview is accepted, not required.
+
+@router.get("/{model_rid}")
+def get_model(model_rid: str, request: Request) -> dict[str, str]:
+    return {"rid": _model(request, model_rid).key}
+
+
+def _versions(request: Request, model_rid: str,
+              branch: str | None = None) -> list[tuple[DialectRecord, Deployment]]:
+    """The synthetic model versions: one per live deployment of the model."""
+    _model(request, model_rid)
+    query: dict[str, Any] = {"modelRid": model_rid}
+    if branch is not None:
+        query["branch"] = branch
+    with _store(request).read() as tx:
+        records = tx.dialect_records.find(DIALECT, LIVE_KIND, project=PROJECT, **query)
+    out = []
+    for record in records:
+        try:
+            out.append(_live(request, record.key))
+        except FoundryError:
+            continue
+    return [(record, d) for d, record in out]
+
+
+@router.get("/{model_rid}/versions")
+def list_versions(model_rid: str, request: Request, branch: str | None = None,
+                  page_size: Annotated[int, Query(alias="pageSize")] = 1000,
+                  page_token: Annotated[str | None, Query(alias="pageToken")] = None,
+                  ) -> dict[str, Any]:
+    if page_size < 1:
+        raise FoundryError("InvalidPageSize", "INVALID_ARGUMENT",
+                           "pageSize must be greater than zero", pageSize=page_size)
+    if page_token is not None and not page_token.isdigit():
+        raise FoundryError("InvalidArgument", "INVALID_ARGUMENT",
+                           "pageToken must be a nextPageToken from an earlier page")
+    versions = [model_version(r.data["modelVersionRid"], r.created_at)
+                for r, _ in _versions(request, model_rid, branch)]
+    start = int(page_token or 0)
+    end = start + page_size
+    page: dict[str, Any] = {"data": versions[start:end]}
+    if end < len(versions):
+        page["nextPageToken"] = str(end)
+    return page
+
+
+@router.get("/{model_rid}/versions/{version_rid}")
+def get_version(model_rid: str, version_rid: str, request: Request) -> dict[str, Any]:
+    for record, _ in _versions(request, model_rid):
+        if record.data["modelVersionRid"] == version_rid:
+            return model_version(version_rid, record.created_at)
+    raise version_not_found(model_rid, version_rid)

@@ -7,6 +7,9 @@ Berth runs the image named by the environment variable BERTH_IMAGE, listening on
 
 from __future__ import annotations
 
+import hashlib
+import re
+from datetime import datetime, timedelta
 from typing import Any
 
 from berth.domain.errors import BerthError, SpecInvalid
@@ -19,6 +22,7 @@ DIALECT = "foundry"
 PROJECT = "foundry"
 MODEL_KIND = "model"
 LIVE_KIND = "live-deployment"
+BRANCH_KIND = "model-branch"  # one row per model branch with a live deployment: a lock
 LIVE_RID = "ri.foundry-ml-live.main.live-deployment."
 MODEL_RID = "ri.models.main.model."
 VERSION_RID = "ri.models.main.model-version."
@@ -40,6 +44,13 @@ STATE = {
 }
 CONFIG_FIELDS = {"minReplicas", "maxReplicas", "cpu", "memory", "gpu", "threadCount",
                  "scalingConfiguration", "sources", "environmentVariables"}
+# Foundry's RID syntax (foundry_sdk core.RID); sources are Connection RIDs.
+RID_RE = re.compile(
+    r"^ri\.[a-z][a-z0-9-]*\.([a-z0-9][a-z0-9\-]*)?\.[a-z][a-z0-9-]*\.[a-zA-Z0-9._-]+$")
+# A live-deployment record whose Berth deployment does not exist yet still holds its model
+# branch this long: the deployment is being created.
+CLAIM_GRACE = timedelta(seconds=60)
+GONE = (DeploymentStatus.DELETING, DeploymentStatus.DELETED)
 SECONDS = {"MILLISECONDS": 0.001, "SECONDS": 1, "MINUTES": 60, "HOURS": 3600, "DAYS": 86400,
            "WEEKS": 604800}
 
@@ -69,6 +80,39 @@ def model_not_found(rid: str) -> FoundryError:
     return FoundryError("ModelNotFound", "NOT_FOUND", f"model {rid} not found", modelRid=rid)
 
 
+def already_exists(model_rid: str, branch: str, rid: str) -> FoundryError:
+    """Foundry's SDK names no error for this; Foundry's `<Thing>AlreadyExists` pattern."""
+    return FoundryError("LiveDeploymentAlreadyExists", "CONFLICT",
+                        f"model {model_rid} already has live deployment {rid} on branch "
+                        f"{branch!r}; replace that one instead", modelRid=model_rid,
+                        branch=branch, liveDeploymentRid=rid)
+
+
+def sources_locked(rid: str) -> FoundryError:
+    return FoundryError("LiveDeploymentSourcesCannotBeUpdatedWhileRunning", "CONFLICT",
+                        "sources can only be changed while the live deployment is disabled",
+                        liveDeploymentRid=rid)
+
+
+def version_not_found(model_rid: str, version_rid: str) -> FoundryError:
+    return FoundryError("ModelVersionNotFound", "NOT_FOUND",
+                        f"model version {version_rid} not found", modelRid=model_rid,
+                        modelVersionRid=version_rid)
+
+
+def branch_key(model_rid: str, branch: str) -> str:
+    """The key of a model branch's row (branch names may be long or hold any character)."""
+    return model_rid + "@" + hashlib.sha256(branch.encode()).hexdigest()[:32]
+
+
+def holds_branch(claimed_at: datetime, d: Deployment | None, now: datetime) -> bool:
+    """Whether a live-deployment record still occupies its model branch: its deployment is
+    there and not being deleted, or it is still being created."""
+    if d is None:
+        return now - claimed_at < CLAIM_GRACE
+    return d.status not in GONE
+
+
 def deployment_name(uuid_hex: str) -> str:
     """A valid Berth deployment name for a live deployment's uuid."""
     return "fd-" + uuid_hex.replace("-", "")[:12]
@@ -90,6 +134,23 @@ def _seconds(duration: Any, where: str) -> int:
     return round(int(duration["value"]) * SECONDS[str(duration["unit"])])
 
 
+def parse_sources(config: dict[str, Any]) -> list[str]:
+    """`sources`: Foundry Connection RIDs. Berth has no connections to attach, so they are
+    only kept and shown back."""
+    sources = config.get("sources")
+    if sources is None:
+        return []
+    if not isinstance(sources, list) or not all(isinstance(s, str) for s in sources):
+        raise invalid("sources must be a list of Connection RIDs")
+    bad = [s for s in sources if not RID_RE.match(s)]
+    if bad:
+        raise invalid(f"sources must be Connection RIDs (ri.<service>.<instance>.<type>."
+                      f"<locator>); not {', '.join(map(repr, bad))}")
+    if len(set(sources)) != len(sources):
+        raise invalid("sources lists a Connection RID twice")
+    return list(sources)
+
+
 def to_native(config: Any, name: str, facts: PlatformFacts) -> dict[str, Any]:
     """A Foundry runtimeConfiguration as native spec data for the deployment `name`."""
     if not isinstance(config, dict):
@@ -109,9 +170,7 @@ def to_native(config: Any, name: str, facts: PlatformFacts) -> dict[str, Any]:
     if not port_text.isdigit():
         raise invalid(f"{PORT_ENV} must be a port number, got {port_text!r}",
                       environmentVariable=PORT_ENV)
-    if config.get("sources"):
-        raise invalid("sources (Foundry connections) are not supported by Berth; "
-                      "pass what the model needs in environmentVariables")
+    parse_sources(config)
     resources: dict[str, Any] = {}
     for key, native in (("cpu", "cpu"), ("memory", "memory"), ("threadCount", "threads")):
         if config.get(key) is not None:
@@ -167,9 +226,11 @@ def translate(exc: SpecInvalid, config: dict[str, Any], facts: PlatformFacts) ->
     return exc
 
 
-def runtime_configuration(spec: DeploymentSpec, scaling: Any = None) -> dict[str, Any]:
+def runtime_configuration(spec: DeploymentSpec, scaling: Any = None,
+                          sources: list[str] | None = None) -> dict[str, Any]:
     """The native spec as a Foundry runtimeConfiguration; `scaling` is the caller's own
-    scalingConfiguration, kept because Berth has no scale-up delay of its own."""
+    scalingConfiguration, kept because Berth has no scale-up delay of its own, and
+    `sources` the Connection RIDs kept as given."""
     res = spec.resources
     scale = spec.containers[0].scale
     envs = dict(spec.envs) | {IMAGE_ENV: spec.image}
@@ -178,7 +239,7 @@ def runtime_configuration(spec: DeploymentSpec, scaling: Any = None) -> dict[str
     out: dict[str, Any] = {"minReplicas": scale.min, "maxReplicas": scale.max,
                            "cpu": res.cpu if res else None,
                            "memory": res.memory if res else None,
-                           "sources": [], "environmentVariables": envs}
+                           "sources": list(sources or []), "environmentVariables": envs}
     if res is not None and res.gpus:
         out["gpu"] = {"count": res.gpus} | ({"type": res.gpu_type} if res.gpu_type else {})
     if res is not None and res.threads is not None:
@@ -200,8 +261,17 @@ def to_foundry(d: Deployment, rid: str, record: dict[str, Any]) -> dict[str, Any
             "modelVersion": {"modelRid": record["modelRid"],
                              "modelVersionRid": record["modelVersionRid"]},
             "branch": record.get("branch"),
-            "runtimeConfiguration": runtime_configuration(d.spec, record.get("scaling")),
+            "runtimeConfiguration": runtime_configuration(d.spec, record.get("scaling"),
+                                                          record.get("sources")),
             "status": status(d)}
+
+
+def model_version(rid: str, created_at: datetime) -> dict[str, Any]:
+    """A live deployment's synthetic model version: Berth runs images, so it has no model
+    API, conda environment or repository of its own."""
+    return {"rid": rid, "modelApi": {"inputs": [], "outputs": []}, "condaRequirements": [],
+            "backingRepositories": [], "createdTime": created_at.isoformat().replace(
+                "+00:00", "Z"), "source": {"type": "importedContainerizedModel"}}
 
 
 def error_body(exc: BerthError, instance_id: str) -> tuple[int, dict[str, Any]]:

@@ -1,1 +1,1 @@
-"""Scale GP models (v5): launch models as Berth deployments, plus generic inference."""
+"""Scale GP models (v5): launch models as Berth deployments, plus inference on them."""

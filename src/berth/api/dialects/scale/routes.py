@@ -1,4 +1,5 @@
-"""Scale GP's models (v5) and generic inference, translated onto Berth's services."""
+"""Scale GP's models (v5), translated onto Berth's services; inference lives in
+`inference` and is mounted on this router."""
 
 from __future__ import annotations
 
@@ -6,13 +7,11 @@ import contextlib
 import uuid
 from typing import Annotated, Any, Literal
 
-import httpx
 from fastapi import APIRouter, Depends, Query, Request
-from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
 from berth.api import state
-from berth.api.auth import authenticate, check_scope, token_from
+from berth.api.dialects.scale import access, inference
 from berth.api.dialects.scale.shapes import (
     DIALECT,
     KIND,
@@ -26,9 +25,7 @@ from berth.api.dialects.scale.shapes import (
     to_scale,
 )
 from berth.api.v1.deployments import JsonBody
-from berth.domain.errors import BerthError, Conflict, NotFound, SpecInvalid, Unauthorized, Violation
-from berth.domain.records import Deployment
-from berth.services.deployments import check_project
+from berth.domain.errors import BerthError, Conflict, NotFound, SpecInvalid, Violation
 from berth.store.dialect_records import DialectRecord
 
 USER = "berth"  # Berth's control tokens are not users; every model shows this creator
@@ -36,24 +33,9 @@ QUERY_FIELDS = ("starting_after", "ending_before", "limit", "sort_by", "sort_ord
 PATCH_FIELDS = {"model_metadata", VC, "name", "on_conflict"}
 
 
-def require_api_key(request: Request) -> None:
-    """Scale sends `x-api-key: <token>`; a Berth control token is accepted there, within its
-    scope (the project is `x-selected-account-id`)."""
-    token = request.headers.get("x-api-key") or token_from(request)
-    if not token:
-        raise Unauthorized("missing credentials: send 'x-api-key: <token>' "
-                           "(a Berth control token)")
-    principal = authenticate(request, token)
-    check_scope(request, principal, _project(request))
-
-
 PREFIX = "/v5/"
-router = APIRouter(prefix="/v5", tags=["scale"], dependencies=[Depends(require_api_key)])
-
-
-class Upstream(BerthError):
-    code = "upstream_error"
-    status = 502
+router = APIRouter(prefix="/v5", tags=["scale"],
+                   dependencies=[Depends(access.require_api_key)])
 
 
 def render_error(exc: BerthError) -> JSONResponse:
@@ -67,20 +49,9 @@ def render_error(exc: BerthError) -> JSONResponse:
     return JSONResponse({"detail": detail}, status_code=exc.status, headers=headers)
 
 
-def _project(request: Request) -> str:
-    project = request.headers.get("x-selected-account-id") or "default"
-    check_project(project)
-    return project
-
-
 def _region(request: Request) -> str:
     facts = state.facts(request)
     return next(iter(facts.regions), "local")
-
-
-def _models(request: Request, project: str, **data: Any) -> list[DialectRecord]:
-    with state.deployments(request).store.read() as tx:
-        return tx.dialect_records.find(DIALECT, KIND, project=project, **data)
 
 
 def _model(request: Request, project: str, model_id: str) -> DialectRecord:
@@ -91,18 +62,8 @@ def _model(request: Request, project: str, model_id: str) -> DialectRecord:
     return rec
 
 
-def _deployment(request: Request, rec: DialectRecord) -> Deployment | None:
-    name = rec.data.get("deployment")
-    if not name:
-        return None
-    try:
-        return state.deployments(request).get(rec.project, name)
-    except NotFound:
-        return None
-
-
 def _shape(request: Request, rec: DialectRecord) -> dict[str, Any]:
-    return to_scale(rec.key, rec.created_at, rec.data, _deployment(request, rec),
+    return to_scale(rec.key, rec.created_at, rec.data, access.deployment_of(request, rec),
                     state.deployments(request).clock())
 
 
@@ -129,9 +90,9 @@ def _deploy(request: Request, rec_data: dict[str, Any], project: str,
 
 @router.post("/models")
 def create(request: Request, body: JsonBody) -> dict[str, Any]:
-    project = _project(request)
+    project = access.project(request)
     data = parse_create(body)
-    same = _models(request, project, name=data["name"])
+    same = access.find_models(request, project, name=data["name"])
     if same:
         if body.get("on_conflict", "error") != "update":
             raise Conflict(f"a model named {data['name']!r} already exists "
@@ -162,9 +123,9 @@ def list_(request: Request, limit: Annotated[int, Query(ge=1, le=1000)] = 100,
           name: str | None = None, model_vendor: str | None = None,
           sort_by: Literal["created_at", "name", "id"] = "created_at",
           sort_order: Literal["asc", "desc"] = "asc") -> dict[str, Any]:
-    project = _project(request)
+    project = access.project(request)
     filters = {k: v for k, v in (("name", name), ("model_vendor", model_vendor)) if v}
-    recs = _models(request, project, **filters)
+    recs = access.find_models(request, project, **filters)
     key = {"created_at": lambda r: (r.created_at, r.key), "name": lambda r: (r.data["name"],),
            "id": lambda r: (r.key,)}[sort_by]
     recs.sort(key=key, reverse=sort_order == "desc")
@@ -176,12 +137,12 @@ def list_(request: Request, limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 
 @router.get("/models/{model_id}")
 def get(model_id: str, request: Request) -> dict[str, Any]:
-    return _shape(request, _model(request, _project(request), model_id))
+    return _shape(request, _model(request, access.project(request), model_id))
 
 
 @router.patch("/models/{model_id}")
 def update(model_id: str, request: Request, body: JsonBody) -> dict[str, Any]:
-    project = _project(request)
+    project = access.project(request)
     rec = _model(request, project, model_id)
     if not isinstance(body, dict):
         raise SpecInvalid([Violation("body", "type", "the request body must be a JSON object")])
@@ -214,7 +175,7 @@ def _rename(request: Request, rec: DialectRecord, data: dict[str, Any], new: Any
         raise SpecInvalid([Violation("name", "required", "a name of 1-255 characters")])
     if on_conflict not in ("error", "swap"):
         raise SpecInvalid([Violation("on_conflict", "enum", "must be 'error' or 'swap'")])
-    others = [r for r in _models(request, rec.project, name=new) if r.key != rec.key]
+    others = [r for r in access.find_models(request, rec.project, name=new) if r.key != rec.key]
     data["name"] = new
     if not others:
         return []
@@ -228,7 +189,7 @@ def _rename(request: Request, rec: DialectRecord, data: dict[str, Any], new: Any
 
 @router.delete("/models/{model_id}")
 def delete(model_id: str, request: Request) -> dict[str, Any]:
-    project = _project(request)
+    project = access.project(request)
     rec = _model(request, project, model_id)
     if rec.data.get("deployment"):
         with contextlib.suppress(NotFound, Conflict):  # already gone, or going
@@ -238,43 +199,4 @@ def delete(model_id: str, request: Request) -> dict[str, Any]:
     return {"id": model_id, "deleted": True, "object": "model"}
 
 
-def _target(request: Request, model: str) -> tuple[Deployment, str]:
-    project = _project(request)
-    vendor, _, name = model.partition("/")
-    if vendor != "launch" or not name:
-        raise SpecInvalid([Violation("model", "unsupported", "Berth serves launch models: "
-                                     f"send 'launch/<name>', not {model!r}")])
-    found = _models(request, project, name=name, model_vendor="launch")
-    d = _deployment(request, found[0]) if found else None
-    if d is None:
-        raise NotFound(f"model {model!r} not found")
-    address: str | None = state.address(request, project, d.name)
-    if address is None:
-        raise Upstream(f"model {model!r} has no gateway address on this server")
-    return d, address + d.spec.routes.predict
-
-
-@router.post("/inference")
-async def inference(request: Request, body: JsonBody) -> dict[str, Any]:
-    if not isinstance(body, dict) or not isinstance(body.get("model"), str):
-        raise SpecInvalid([Violation("model", "required", "'<vendor>/<name>' is required")])
-    args = body.get("args") or {}
-    config = body.get("inference_configuration") or {}
-    timeout = config.get("timeout_seconds") if isinstance(config, dict) else None
-    _, url = await run_in_threadpool(_target, request, body["model"])
-    try:
-        async with httpx.AsyncClient(timeout=float(timeout or 300)) as client:
-            answer = await client.post(url, json=args)
-    except httpx.HTTPError as exc:
-        raise Upstream(f"the model did not answer: {exc}") from None
-    if answer.status_code >= 400:
-        err = Upstream(f"the model answered {answer.status_code}: {answer.text[:500]}")
-        if answer.status_code < 500:
-            err.status = answer.status_code
-        raise err
-    try:
-        response: Any = answer.json()
-    except ValueError:
-        response = answer.text
-    return {"response": response, "object": "generic_inference"}
-
+router.include_router(inference.router)
