@@ -108,7 +108,22 @@ def _action(verb: str, call: Callable[[BerthClient, str], Accepted], doc: str) -
 
 start = _action("starting", BerthClient.start, "Start a stopped deployment.")
 stop = _action("stopping", BerthClient.stop, "Stop a deployment's replicas; keep its spec.")
-restart = _action("restarting", BerthClient.restart, "Replace every replica, one by one.")
+ReplicaOpt = Annotated[
+    str | None,
+    typer.Option("--replica", "-r", show_default=False, metavar="REPLICA",
+                 help="Replace only this replica (an id from 'berth replicas')."),
+]
+
+
+def restart(ctx: typer.Context, name: NameArg, replica: ReplicaOpt = None, wait: WaitOpt = True,
+            timeout: TimeoutOpt = 600.0) -> None:
+    """Replace every replica, one by one; with --replica, only that one."""
+    with common.open_client(ctx) as client:
+        accepted = (client.restart_replica(name, replica) if replica
+                    else client.restart(name))
+        _finish(client, accepted, "restarting", wait, timeout)
+
+
 rm = _action("deleting", BerthClient.delete, "Delete a deployment (alias: delete).")
 
 
@@ -148,7 +163,9 @@ def wait(ctx: typer.Context, name: NameArg, for_: ForOpt, timeout: TimeoutOpt = 
 def register(app: typer.Typer) -> None:
     for func in (deploy, ls, get, update, patch):
         common.register(app, func)
-    for name, func in (("start", start), ("stop", stop), ("restart", restart), ("rm", rm)):
-        common.register(app, func, name=name)
+    common.register(app, start, name="start")
+    common.register(app, stop, name="stop")
+    common.register(app, restart, name="restart")
+    common.register(app, rm, name="rm")
     common.register(app, rm, name="delete", hidden=True)
     common.register(app, wait)

@@ -170,6 +170,11 @@ class BerthClient:
     def restart(self, name: str) -> Accepted:
         return self._call(Accepted, "POST", f"{self._deployment(name)}/restart")
 
+    def restart_replica(self, name: str, replica: str) -> Accepted:
+        """Replace one replica: a new one starts, then this one drains."""
+        path = f"{self._deployment(name)}/replicas/{quote(replica, safe='')}/restart"
+        return self._call(Accepted, "POST", path)
+
     def delete(self, name: str) -> Accepted:
         return self._call(Accepted, "DELETE", self._deployment(name))
 

@@ -12,6 +12,7 @@ from berth.domain.status import DesiredState, ReplicaState
 
 S = ReplicaState
 UNSCHEDULABLE = "Unschedulable"
+RESTART_REASON = "restart requested"
 
 
 @dataclass
@@ -74,8 +75,15 @@ def plan_deployment(d: Deployment, replicas: list[Replica], targets: dict[str, i
     return plan
 
 
+def restart_requested(r: Replica) -> bool:
+    """Asked to be replaced on its own: it retires like an old-template replica."""
+    return r.restart_requested_at is not None
+
+
 def _plan_region(plan: Plan, region: str, target: int, current: list[Replica],
                  old: list[Replica], now: datetime) -> None:
+    restarting = [r for r in current if restart_requested(r)]
+    current = [r for r in current if not restart_requested(r)]
     if len(current) < target:
         plan.create += [region] * (target - len(current))
     elif len(current) > target:
@@ -87,23 +95,26 @@ def _plan_region(plan: Plan, region: str, target: int, current: list[Replica],
             (plan.drain if r.ready else plan.stop).append((r.id, "scaled down"))
         current = [r for r in current if r not in extra]
     plan.launch += [r.id for r in current if _due(r, now)]
-    # Retire the old template without ever dropping below the ready count we need.
-    plan.stop += [(r.id, "replaced by a new generation") for r in old if not r.ready]
-    old_ready = sorted((r for r in old if r.ready), key=lambda r: r.created_at)
-    ready_total = sum(r.ready for r in current) + len(old_ready)
+    # Retire the old template, and replicas asked to restart, without ever dropping below
+    # the ready count we need: their replacements surge first.
+    leaving = ([(r, "replaced by a new generation") for r in old]
+               + [(r, RESTART_REASON) for r in restarting])
+    plan.stop += [(r.id, why) for r, why in leaving if not r.ready]
+    leaving_ready = sorted(((r, why) for r, why in leaving if r.ready),
+                           key=lambda item: item[0].created_at)
+    ready_total = sum(r.ready for r in current) + len(leaving_ready)
     excess = ready_total - target
-    if not old_ready:
+    if not leaving_ready:
         return
     if excess > 0:
-        for r in old_ready[:excess]:
-            plan.drain.append((r.id, "replaced by a new generation"))
+        plan.drain += [(r.id, why) for r, why in leaving_ready[:excess]]
         return
     stuck = any(r.state == S.PENDING and r.reason.startswith(UNSCHEDULABLE) for r in current)
     starting = any(r.state in (S.STARTING, S.BACKOFF) or (r.state == S.RUNNING and not r.ready)
                    for r in current)
     if stuck and not starting:
-        # No capacity to surge (e.g. every GPU is taken): free one old replica's place.
-        plan.drain.append((old_ready[0].id, "making room for the new generation"))
+        # No capacity to surge (e.g. every GPU is taken): free one leaving replica's place.
+        plan.drain.append((leaving_ready[0][0].id, "making room for its replacement"))
 
 
 def _due(r: Replica, now: datetime) -> bool:

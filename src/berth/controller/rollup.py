@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from berth.controller.lifecycle import unrunnable
-from berth.controller.plan import UNSCHEDULABLE, crash_looping
+from berth.controller.plan import UNSCHEDULABLE, crash_looping, restart_requested
 from berth.controller.policy import Policy
 from berth.domain.records import ContainerStatus, Deployment, Replica, Task
 from berth.domain.status import DeploymentStatus, DesiredState, ReplicaState, TaskKind, TaskState
@@ -30,6 +30,8 @@ def roll_up(d: Deployment, replicas: list[Replica], targets: dict[str, int],
     template = d.template
     current = [r for r in live if r.template == template]
     old = [r for r in live if r.template != template]
+    restarting = [r for r in current if restart_requested(r)]
+    current = [r for r in current if not restart_requested(r)]
     halted = d.halted_template == template and d.desired == DesiredState.RUNNING
     looping = None if old and any(r.ready for r in old) else crash_looping(current, policy)
     region_error = d.halted_reason if halted else (
@@ -50,8 +52,8 @@ def roll_up(d: Deployment, replicas: list[Replica], targets: dict[str, int],
             return Rollup(D.DISABLED, f"stopping {len(replicas)} replicas", containers, False)
         return Rollup(D.DISABLED, "stopped", containers, True)
     target = sum(targets.values())
-    converged = (not old and len(current) == target and all(r.ready for r in current)
-                 and len(replicas) == len(live))
+    converged = (not old and not restarting and len(current) == target
+                 and all(r.ready for r in current) and len(replicas) == len(live))
     if looping is not None:
         status = D.FAILED if unrunnable(looping) else D.ERROR
         kind = "image not runnable" if status == D.FAILED else "crash loop"
@@ -74,6 +76,11 @@ def roll_up(d: Deployment, replicas: list[Replica], targets: dict[str, int],
         new_ready = sum(r.ready for r in current)
         return Rollup(D.DEPLOYING, f"rolling out generation {d.generation}: "
                       f"{new_ready}/{target} new replicas ready", containers, False)
+    if restarting:
+        replaced = ", ".join(r.id for r in restarting)
+        return Rollup(D.ACTIVE if n_ready >= target else D.PARTIALLYDEPLOYED,
+                      f"replacing replica {replaced}: {sum(r.ready for r in current)}/{target} "
+                      "replicas ready", containers, False)
     if n_ready >= target:
         return Rollup(D.ACTIVE, f"{n_ready}/{target} replicas ready", containers, converged)
     return Rollup(D.PARTIALLYDEPLOYED, f"{n_ready}/{target} replicas ready", containers, False)

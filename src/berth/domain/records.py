@@ -73,6 +73,9 @@ class Replica:
     exit_code: int | None = None
     last_error: str = ""
     drain_version: int | None = None  # routing version without it; gateways must reach it
+    # Asked to be replaced (a single-replica restart). Written only by the service, never
+    # by the controller's row saves, so a tick cannot lose a request made while it ran.
+    restart_requested_at: datetime | None = None
 
     @property
     def routable(self) -> bool:

@@ -14,7 +14,13 @@ from berth.domain.merge_patch import merge_patch
 from berth.domain.platform import PlatformFacts
 from berth.domain.records import ContainerStatus, Deployment, Event, Replica, Task
 from berth.domain.spec import DeploymentSpec
-from berth.domain.status import DeploymentStatus, DesiredState, TaskKind, TaskState
+from berth.domain.status import (
+    DeploymentStatus,
+    DesiredState,
+    ReplicaState,
+    TaskKind,
+    TaskState,
+)
 from berth.domain.validation import validate
 from berth.store.engine import Store, Tx
 
@@ -144,6 +150,22 @@ class DeploymentService:
 
     def delete(self, project: str, name: str) -> Change:
         return self._act(project, name, TaskKind.DELETE, DesiredState.DELETED)
+
+    def restart_replica(self, project: str, name: str, replica_id: str) -> Change:
+        """Replace one replica: the controller surges a new one, then drains this one. The
+        spec and generation stay; the task finishes when the replacement has taken over."""
+        with self.store.write() as tx:
+            d = self._live(tx, project, name)
+            if d.desired != DesiredState.RUNNING:
+                raise Conflict(f"deployment {name!r} is stopped; start it instead",
+                               name=name, project=project)
+            r = tx.replicas.get(replica_id)
+            if r is None or r.deployment_id != d.id or r.state == ReplicaState.STOPPED:
+                raise NotFound(f"replica {replica_id!r} not found in deployment {name!r}",
+                               name=name, project=project, replica=replica_id)
+            tx.replicas.request_restart(r.id, self.clock())
+            return Change(d, self._record(tx, d, TaskKind.RESTART, "ReplicaRestartRequested",
+                                          f"replica {r.id} will be replaced"))
 
     # ---- internals ---------------------------------------------------------------------
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict, fields
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, select
@@ -12,6 +13,8 @@ from berth.domain.status import ReplicaState
 from berth.store.schema import replicas as t
 
 _FIELDS = [f.name for f in fields(Replica)]
+# The user's, not the controller's: `save` leaves it alone (see `request_restart`).
+_REQUESTED = "restart_requested_at"
 
 
 def _to_record(row: Any) -> Replica:
@@ -35,7 +38,16 @@ class ReplicaRepo:
         self.conn.execute(t.insert().values(**_to_row(r)))
 
     def save(self, r: Replica) -> None:
-        self.conn.execute(t.update().where(t.c.id == r.id).values(**_to_row(r)))
+        """The controller's write of a whole row, except the restart request: a request
+        written while a tick ran must survive that tick's save."""
+        row = _to_row(r)
+        del row[_REQUESTED]
+        self.conn.execute(t.update().where(t.c.id == r.id).values(**row))
+
+    def request_restart(self, replica_id: str, at: datetime) -> None:
+        """Ask the controller to replace this replica (kept until the row is gone)."""
+        self.conn.execute(t.update().where(t.c.id == replica_id, t.c[_REQUESTED].is_(None))
+                          .values(**{_REQUESTED: at}))
 
     def delete(self, replica_id: str) -> None:
         self.conn.execute(t.delete().where(t.c.id == replica_id))

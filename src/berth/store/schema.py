@@ -94,6 +94,7 @@ replicas = Table(
     Column("exit_code", Integer, nullable=True),
     Column("last_error", Text, nullable=False, default=""),
     Column("drain_version", Integer, nullable=True),
+    Column("restart_requested_at", UTCDateTime, nullable=True),
 )
 
 tasks = Table(

@@ -1,7 +1,8 @@
 """Translators from hosted platforms' APIs onto Berth's services: no logic of their own.
 
 Each dialect is a package with a `routes` module exposing `router` (a FastAPI APIRouter),
-`PREFIX` (the path prefix it owns) and `render_error` (a BerthError in its platform's shape).
+`PREFIX` (the path prefix it owns, or a tuple of them) and `render_error` (a BerthError in
+its platform's shape).
 """
 
 from __future__ import annotations

@@ -129,6 +129,14 @@ def restart(project: str, name: str, request: Request, response: Response) -> Ac
     return _accepted(state.deployments(request).restart(project, name), request, response)
 
 
+@router.post("/{name}/replicas/{replica}/restart", status_code=202, response_model=Accepted,
+             summary="Replace one replica: a new one starts, then this one drains")
+def restart_replica(project: str, name: str, replica: str, request: Request,
+                    response: Response) -> Accepted:
+    change = state.deployments(request).restart_replica(project, name, replica)
+    return _accepted(change, request, response)
+
+
 @router.delete("/{name}", status_code=202, response_model=Accepted)
 def delete(project: str, name: str, request: Request, response: Response) -> Accepted:
     return _accepted(state.deployments(request).delete(project, name), request, response)

@@ -1,4 +1,5 @@
-"""E2E Networks TIR's model endpoints ("serving/inference"), translated onto Berth's services.
+"""E2E Networks TIR's model endpoints ("serving/inference"), translated onto Berth's services,
+and TIR's model API (inference, in `model_api`).
 
 The SDK sends `?apikey=…&location=…` beside `Authorization: Bearer <token>`; the bearer
 token is checked, the query parameters (and the seed's project_id, active_iam) are accepted
@@ -16,7 +17,7 @@ from fastapi.responses import JSONResponse
 
 from berth.api import state
 from berth.api.auth import require_token
-from berth.api.dialects.tir import shapes
+from berth.api.dialects.tir import model_api, shapes
 from berth.api.dialects.tir.shapes import DIALECT, KIND, berth_project, envelope
 from berth.api.v1.deployments import JsonBody
 from berth.domain.errors import BerthError, NotFound, SpecInvalid, Violation
@@ -24,9 +25,9 @@ from berth.domain.records import Deployment
 from berth.domain.status import DeploymentStatus
 from berth.store.dialect_records import DialectRecord
 
-PREFIX = "/myaccount/api/v1/gpu/"
-router = APIRouter(prefix="/myaccount/api/v1/gpu", tags=["tir"],
-                   dependencies=[Depends(require_token)])
+PREFIX = ("/myaccount/api/v1/gpu/", model_api.PREFIX)  # control API, model API
+gpu = APIRouter(prefix="/myaccount/api/v1/gpu", tags=["tir"],
+                dependencies=[Depends(require_token)])
 INFERENCE = "/teams/{team}/projects/{project}/serving/inference"
 ONE = INFERENCE + "/{inference_id}"
 Json = dict[str, Any]
@@ -73,13 +74,13 @@ def _shape(request: Request, rec: DialectRecord, d: Deployment) -> Json:
                          state.address(request, d.project, d.name))
 
 
-@router.get("/gpu_service/sku/")
+@gpu.get("/gpu_service/sku/")
 def sku_list(request: Request, service: str = "inference_service",
              framework: str | None = None) -> Json:
     return envelope(shapes.skus(state.facts(request)))
 
 
-@router.post(INFERENCE + "/")
+@gpu.post(INFERENCE + "/")
 def create(team: int, project: int, request: Request, body: JsonBody) -> Json:
     data = shapes.create_to_native(body, state.facts(request))
     change = state.deployments(request).create(berth_project(team, project), data)
@@ -94,7 +95,7 @@ def create(team: int, project: int, request: Request, body: JsonBody) -> Json:
     return envelope(_shape(request, rec, d), "Model endpoint created successfully")
 
 
-@router.get(INFERENCE + "/")
+@gpu.get(INFERENCE + "/")
 def list_(team: int, project: int, request: Request) -> Json:
     with state.deployments(request).store.read() as tx:
         records = tx.dialect_records.find(DIALECT, KIND, project=berth_project(team, project))
@@ -107,13 +108,13 @@ def list_(team: int, project: int, request: Request) -> Json:
     return envelope(out)
 
 
-@router.get(ONE + "/")
+@gpu.get(ONE + "/")
 def get(team: int, project: int, inference_id: int, request: Request) -> Json:
     rec = _record(request, team, project, inference_id)
     return envelope(_shape(request, rec, _live(request, rec)))
 
 
-@router.delete(ONE + "/")
+@gpu.delete(ONE + "/")
 def delete(team: int, project: int, inference_id: int, request: Request) -> Json:
     rec = _record(request, team, project, inference_id)
     d = _live(request, rec)
@@ -133,7 +134,7 @@ MESSAGES = {"start": "Model Endpoint started successfully",
             "update_async_configuration": "Async configuration updated successfully"}
 
 
-@router.put(ONE + "/")
+@gpu.put(ONE + "/")
 def act(team: int, project: int, inference_id: int, request: Request, body: JsonBody) -> Json:
     if not isinstance(body, dict):
         raise SpecInvalid([Violation("body", "type", "the request body must be a JSON object")])
@@ -167,7 +168,7 @@ def act(team: int, project: int, inference_id: int, request: Request, body: Json
     return envelope(_shape(request, rec, d), MESSAGES[action])
 
 
-@router.get(ONE + "/logs/")
+@gpu.get(ONE + "/logs/")
 async def logs(team: int, project: int, inference_id: int, request: Request,
                limit: int = 500) -> Json:
     rec = await run_in_threadpool(_record, request, team, project, inference_id)
@@ -179,7 +180,7 @@ async def logs(team: int, project: int, inference_id: int, request: Request,
                       .replace("+00:00", "Z")} for ln in lines])
 
 
-@router.get(ONE + "/replicas/")
+@gpu.get(ONE + "/replicas/")
 def replicas(team: int, project: int, inference_id: int, request: Request) -> Json:
     rec = _record(request, team, project, inference_id)
     d = _live(request, rec)
@@ -191,22 +192,24 @@ def replicas(team: int, project: int, inference_id: int, request: Request) -> Js
         for r in items if r.state.value != "STOPPED"])
 
 
-@router.delete(ONE + "/replicas/{replica_name}/")
+@gpu.delete(ONE + "/replicas/{replica_name}/")
 def restart_replica(team: int, project: int, inference_id: int, replica_name: str,
                     request: Request) -> Json:
-    """Berth restarts replicas as a rolling replacement of the deployment's replicas."""
+    """Replaces that replica alone: a new one starts, then the named one drains."""
     rec = _record(request, team, project, inference_id)
     d = _live(request, rec)
-    _, items = state.deployments(request).replicas(d.project, d.name)
-    if not any(r.id == replica_name for r in items):
-        raise NotFound(f"replica {replica_name!r} not found")
-    state.deployments(request).restart(d.project, d.name)
+    state.deployments(request).restart_replica(d.project, d.name, replica_name)
     return envelope({"replica_name": replica_name}, "Replica restarted successfully")
 
 
-@router.get(ONE + "/async_status/")
+@gpu.get(ONE + "/async_status/")
 def async_status(team: int, project: int, inference_id: int, request: Request,
                  request_id: str | None = None) -> Json:
     rec = _record(request, team, project, inference_id)
     _live(request, rec)
     return envelope([], "No async requests recorded")
+
+
+router = APIRouter()  # what the app mounts: the control API and the model API
+router.include_router(gpu)
+router.include_router(model_api.router)

@@ -14,6 +14,7 @@ import binascii
 import re
 from typing import Any
 
+from berth.api.dialects.tir import probes
 from berth.domain.errors import SpecInvalid, Violation
 from berth.domain.platform import Flavor, PlatformFacts
 from berth.domain.records import Deployment
@@ -231,7 +232,7 @@ def create_to_native(body: Any, facts: PlatformFacts) -> dict[str, Any]:
             out["envs"] = envs
     out |= scale(body, autoscale=bool(body.get("is_auto_scale_enabled")),
                  replicas=_replicas(body))
-    return out
+    return out | probes.create_probes(body)
 
 
 def _command(info: Any) -> dict[str, Any]:
@@ -262,11 +263,12 @@ def patch_to_native(body: dict[str, Any], current: DeploymentSpec,
         out |= scale(body, autoscale=True)
     elif _replicas(body) is not None and not body.get("is_auto_scale_enabled"):
         out |= scale(body, autoscale=False, replicas=_replicas(body))
-    return out
+    return out | probes.patch_probes(body, current)
 
 
 def kept(body: dict[str, Any]) -> dict[str, Any]:
-    return {k: body[k] for k in KEPT if k in body}
+    return {k: body[k] for k in KEPT if k in body} | probes.pull_policy(
+        probes.advance_config(body))
 
 
 def async_config(body: dict[str, Any]) -> dict[str, Any]:
@@ -320,7 +322,8 @@ def to_tir(inference_id: int, d: Deployment, record: dict[str, Any], facts: Plat
         "sku_details": {"plan": plan | {"sku_type": "hourly"}} if plan else None,
         "custom_endpoint_details": {
             "container": {"container_name": spec.image, "container_type": "public",
-                          "port": spec.listening_port},
+                          "port": spec.listening_port,
+                          "advance_config": probes.to_tir(spec, record)},
             "resource_details": {"env_variables": [{"key": k, "value": v}
                                                    for k, v in spec.envs.items()]}},
         "detailed_info": {"commands": command, "args": []},
