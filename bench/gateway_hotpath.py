@@ -2,7 +2,8 @@
 Exchange and UpstreamConnection over in-memory transports, against a bare relay (parse,
 forward, parse, answer: nothing else) measured the same way in the same run.
 
-Run: python bench/gateway_hotpath.py [--requests 50000]
+Each build of berth.gateway (interpreted, and compiled by mypyc when installed) runs in its
+own interpreter. Run: python bench/gateway_hotpath.py [--requests 50000]
 """
 
 from __future__ import annotations
@@ -10,7 +11,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import cProfile
+import json
+import os
 import pstats
+import subprocess
 import sys
 import time
 from datetime import UTC, datetime
@@ -143,20 +147,49 @@ def bare_relay(n: int) -> float:
     return (time.perf_counter() - started) / n * 1e6
 
 
+def measure(requests: int) -> tuple[float, float]:
+    """Best of three, after a warm-up: (bare relay, berth gateway) in us per request."""
+    asyncio.set_event_loop(asyncio.new_event_loop())
+    berth_gateway(2000), bare_relay(2000)
+    bare = min(bare_relay(requests) for _ in range(3))
+    berth = min(berth_gateway(requests) for _ in range(3))
+    return bare, berth
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--requests", type=int, default=50_000)
-    parser.add_argument("--profile", action="store_true", help="cProfile the Berth path")
+    parser.add_argument("--profile", action="store_true", help="cProfile the Berth path in "
+                        "this process (set BERTH_PURE_PYTHON=1: cProfile cannot see into the "
+                        "compiled modules)")
+    parser.add_argument("--one", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    asyncio.set_event_loop(asyncio.new_event_loop())
-    berth_gateway(2000), bare_relay(2000)  # warm up
-    bare = min(bare_relay(args.requests) for _ in range(3))
-    berth = min(berth_gateway(args.requests) for _ in range(3))
-    print(f"{'path':<44} {'us/request':>10} {'ratio':>7}")
-    print(f"{'bare relay (parse, forward, parse, answer)':<44} {bare:>10.2f} {1.0:>6.2f}x")
-    print(f"{'berth gateway (auth, P2C, metrics, log, ...)':<44} {berth:>10.2f} "
-          f"{berth / bare:>6.2f}x")
+    if args.one:  # a child: this interpreter's build of berth.gateway only
+        import berth.gateway
+        print(json.dumps([berth.gateway.compiled, *measure(args.requests)]))
+        return
+    rows = []
+    # Each build in its own interpreter: a process loads one or the other, never both.
+    for pure in (True, False):
+        env = {k: v for k, v in os.environ.items() if k != "BERTH_PURE_PYTHON"}
+        if pure:
+            env["BERTH_PURE_PYTHON"] = "1"
+        out = subprocess.run([sys.executable, __file__, "--one", "--requests",
+                              str(args.requests)], env=env, check=True, capture_output=True,
+                             text=True).stdout
+        compiled, bare, berth = json.loads(out)
+        rows.append((compiled, bare, berth))
+    bare = min(row[1] for row in rows)
+    print(f"{'path':<60} {'us/request':>10} {'vs bare':>8}")
+    print(f"{'bare relay (parse, forward, parse, answer)':<60} {bare:>10.2f} {1.0:>7.2f}x")
+    for compiled, _bare, berth in rows:
+        label = ("berth gateway, compiled (mypyc)" if compiled
+                 else "berth gateway, interpreted") + " - auth, P2C, metrics, log"
+        print(f"{label:<60} {berth:>10.2f} {berth / bare:>7.2f}x")
+    if not rows[1][0]:
+        print("(the compiled build is not installed: `pip install -e .` with a C compiler)")
     if args.profile:
+        asyncio.set_event_loop(asyncio.new_event_loop())
         profile = cProfile.Profile()
         profile.runcall(berth_gateway, args.requests)
         pstats.Stats(profile).sort_stats("tottime").print_stats(25)

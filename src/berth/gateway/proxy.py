@@ -17,7 +17,9 @@ if TYPE_CHECKING:
     from berth.gateway.service import Gateway
 
 
-class ClientConnection(asyncio.Protocol):
+class ClientConnection:
+    """An asyncio protocol by its methods (no base class, so the compiled build is native)."""
+
     def __init__(self, gw: Gateway) -> None:
         self.gw = gw
         self.transport: asyncio.Transport | None = None
@@ -60,6 +62,9 @@ class ClientConnection(asyncio.Protocol):
         if self.parsing is not None and self.parsing not in self.queue:
             self.parsing.client_gone()
         self.queue.clear()
+
+    def eof_received(self) -> bool:
+        return False  # the client half-closed: the transport closes the connection
 
     def pause_writing(self) -> None:
         self.write_paused = True

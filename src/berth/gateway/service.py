@@ -16,7 +16,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from time import monotonic
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from berth.domain.records import Event
 from berth.gateway.balancer import Backend
@@ -73,7 +73,8 @@ class Gateway:
         self._changed = asyncio.Event()
         await self.refresh()
         self._server = await self.loop.create_server(
-            lambda: ClientConnection(self), self.host, self.port, backlog=4096)
+            lambda: cast(asyncio.Protocol, ClientConnection(self)), self.host, self.port,
+            backlog=4096)
         self._tasks = [self.loop.create_task(self._refresh_loop()),
                        self.loop.create_task(self._report_loop()),
                        self.loop.create_task(self._timeout_loop())]

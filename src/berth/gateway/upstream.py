@@ -23,7 +23,9 @@ class ResponseSink(Protocol):
     def resume_client_reading(self) -> None: ...
 
 
-class UpstreamConnection(asyncio.Protocol):
+class UpstreamConnection:
+    """An asyncio protocol by its methods (no base class, so the compiled build is native)."""
+
     def __init__(self, pool: UpstreamPool, key: tuple[str, int]) -> None:
         self.pool = pool
         self.key = key
@@ -151,8 +153,8 @@ class UpstreamPool:
 
     async def connect(self, key: tuple[str, int]) -> UpstreamConnection:
         loop = asyncio.get_running_loop()
-        _transport, conn = await loop.create_connection(lambda: UpstreamConnection(self, key),
-                                                        key[0], key[1])
+        conn = UpstreamConnection(self, key)
+        await loop.create_connection(lambda: cast(asyncio.Protocol, conn), key[0], key[1])
         return conn
 
     def give_back(self, conn: UpstreamConnection) -> None:
