@@ -70,6 +70,7 @@ class Gateway:
 
     async def start(self) -> None:
         self.loop = asyncio.get_running_loop()
+        self.pool.loop = self.loop
         self._changed = asyncio.Event()
         await self.refresh()
         self._server = await self.loop.create_server(

@@ -106,9 +106,12 @@ class UpstreamConnection:
         self.sink = sink
         self.used += 1
         self.received = False
-        self.transport.write(data)
+        self.pool.defer(self, data)
 
     def write(self, data: bytes) -> None:
+        self.pool.defer(self, data)
+
+    def flush(self, data: bytes) -> None:
         if self.transport is not None and not self.closed:
             self.transport.write(data)
 
@@ -142,6 +145,8 @@ class UpstreamPool:
     def __init__(self, max_idle_per_replica: int = 256) -> None:
         self.max_idle = max_idle_per_replica
         self.idle: dict[tuple[str, int], list[UpstreamConnection]] = {}
+        self.pending: list[tuple[UpstreamConnection, bytes]] = []  # writes for this turn
+        self.loop: asyncio.AbstractEventLoop | None = None  # set when the gateway serves
 
     def take(self, key: tuple[str, int]) -> UpstreamConnection | None:
         conns = self.idle.get(key)
@@ -156,6 +161,26 @@ class UpstreamPool:
         conn = UpstreamConnection(self, key)
         await loop.create_connection(lambda: cast(asyncio.Protocol, conn), key[0], key[1])
         return conn
+
+    def defer(self, conn: UpstreamConnection, data: bytes) -> None:
+        """Queue a write for the end of this turn of the event loop.
+
+        The replicas share the machine with the gateway: a write wakes one, and the kernel
+        may switch to it at once. Writing after every request that arrived this turn has been
+        routed lets the gateway finish its batch first, and lets each replica then take
+        several requests per wake-up (fewer context switches on both sides).
+        """
+        if self.loop is None:  # not serving (the in-memory hot-path bench): write now
+            conn.flush(data)
+            return
+        if not self.pending:
+            self.loop.call_soon(self.flush)
+        self.pending.append((conn, data))
+
+    def flush(self) -> None:
+        pending, self.pending = self.pending, []
+        for conn, data in pending:
+            conn.flush(data)
 
     def give_back(self, conn: UpstreamConnection) -> None:
         conns = self.idle.setdefault(conn.key, [])
