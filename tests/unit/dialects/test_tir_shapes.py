@@ -141,3 +141,16 @@ def test_patch_body_and_read_shape() -> None:
     assert shapes.berth_project(1, 2) == "tir-1-2"
     assert {shapes.STATUS[s] for s in DeploymentStatus} >= {
         "Running", "Deploying", "Stopped", "Failed"}
+
+
+def test_scope_project_is_the_berth_project_a_route_acts_on() -> None:
+    assert shapes.scope_project({"team": "11", "project": "22"}) == "tir-11-22"
+    assert shapes.scope_project({"team": "011", "project": "022", "inference_id": "7"}) == (
+        "tir-11-22")  # read as the routes read `team: int`, `project: int`
+    assert shapes.scope_project({}) is None  # the SKU list
+    for params, field in (({"team": "x", "project": "22"}, "team"),
+                          ({"team": "11", "project": "2.5"}, "project"),
+                          ({"team": "11"}, "project")):
+        with pytest.raises(SpecInvalid) as err:
+            shapes.scope_project(params)
+        assert [v.field for v in err.value.violations] == [field]

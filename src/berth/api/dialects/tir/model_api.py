@@ -9,9 +9,10 @@ endpoint's own URL is `project/p-{project}/endpoint/is-{id}/...`. Both are serve
 
 The request (method, query, body, headers less hop-by-hop ones) goes to the deployment's
 gateway address, and the answer comes back as the gateway gave it: status, headers and a
-streamed body. A Berth control token (the SDK sends its access token) is checked and kept
-from the model server; any other credential (a deployment API key as `Authorization:
-Bearer` or `X-Api-Key`) is passed on, and the gateway enforces the endpoint's keys.
+streamed body. A Berth control token (the SDK sends its access token) is checked, scoped to
+the endpoint's Berth project (read for GET, write otherwise), and kept from the model
+server; any other credential (a deployment API key as `Authorization: Bearer` or
+`X-Api-Key`) is passed on, and the gateway enforces the endpoint's keys.
 """
 
 from __future__ import annotations
@@ -24,9 +25,9 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
 
 from berth.api import state
-from berth.api.auth import token_from
+from berth.api.auth import check_scope, token_from
 from berth.api.dialects.tir.shapes import DIALECT, KIND
-from berth.domain.errors import BerthError, Forbidden, NotFound
+from berth.domain.errors import BerthError, NotFound
 from berth.domain.records import Deployment
 from berth.domain.status import DeploymentStatus
 from berth.store.dialect_records import DialectRecord
@@ -83,9 +84,7 @@ def _strip_control_token(request: Request, d: Deployment) -> bool:
     principal = state.tokens(request).authenticate(token) if token else None
     if principal is None:
         return False
-    if not principal.may(False, d.project):
-        raise Forbidden(f"token {principal.name!r} may not use project {d.project!r}",
-                        token=principal.name)
+    check_scope(request, principal, d.project)  # read for GET, write otherwise
     return True
 
 

@@ -2,8 +2,9 @@
 and TIR's model API (inference, in `model_api`).
 
 The SDK sends `?apikey=…&location=…` beside `Authorization: Bearer <token>`; the bearer
-token is checked, the query parameters (and the seed's project_id, active_iam) are accepted
-and ignored.
+token is checked (its scope against the Berth project `tir-{team}-{project}` the route acts
+on: read for GET, write otherwise), the query parameters (and the seed's project_id,
+active_iam) are accepted and ignored.
 """
 
 from __future__ import annotations
@@ -16,9 +17,9 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
 from berth.api import state
-from berth.api.auth import require_token
+from berth.api.auth import authenticate, check_scope, token_from
 from berth.api.dialects.tir import model_api, shapes
-from berth.api.dialects.tir.shapes import DIALECT, KIND, berth_project, envelope
+from berth.api.dialects.tir.shapes import DIALECT, KIND, berth_project, envelope, scope_project
 from berth.api.v1.deployments import JsonBody
 from berth.domain.errors import BerthError, NotFound, SpecInvalid, Violation
 from berth.domain.records import Deployment
@@ -26,8 +27,17 @@ from berth.domain.status import DeploymentStatus
 from berth.store.dialect_records import DialectRecord
 
 PREFIX = ("/myaccount/api/v1/gpu/", model_api.PREFIX)  # control API, model API
+
+
+def require_tir_token(request: Request) -> None:
+    """The bearer token, scoped to the Berth project the route acts on (`tir-T-P`, not the
+    numeric TIR project): read for GET, write otherwise."""
+    principal = authenticate(request, token_from(request))
+    check_scope(request, principal, scope_project(request.path_params))
+
+
 gpu = APIRouter(prefix="/myaccount/api/v1/gpu", tags=["tir"],
-                dependencies=[Depends(require_token)])
+                dependencies=[Depends(require_tir_token)])
 INFERENCE = "/teams/{team}/projects/{project}/serving/inference"
 ONE = INFERENCE + "/{inference_id}"
 Json = dict[str, Any]

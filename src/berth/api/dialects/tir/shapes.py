@@ -12,7 +12,10 @@ import ast
 import base64
 import binascii
 import re
+from collections.abc import Mapping
 from typing import Any
+
+from pydantic import TypeAdapter, ValidationError
 
 from berth.api.dialects.tir import probes
 from berth.domain.errors import SpecInvalid, Violation
@@ -45,6 +48,26 @@ KEPT = ("path", "model_id", "committed_replicas", "framework", "model_load_integ
 
 def berth_project(team: int | str, project: int | str) -> str:
     return f"tir-{team}-{project}"
+
+
+_ID = TypeAdapter(int)  # how FastAPI reads the routes' `team: int`, `project: int`
+
+
+def scope_project(path_params: Mapping[str, Any]) -> str | None:
+    """The Berth project a control route acts on, for checking a token's scope: `tir-T-P`
+    from the path's `team` and `project` (read as the routes read them, so `/teams/011/`
+    is team 11), or None for a route without them (the SKU list). A team or project that
+    is not an integer answers 400 naming it."""
+    if "team" not in path_params and "project" not in path_params:
+        return None
+    ids = []
+    for name in ("team", "project"):
+        try:
+            ids.append(_ID.validate_python(path_params.get(name)))
+        except ValidationError:
+            raise _bad(name, "int_parsing",
+                       f"must be an integer; got {path_params.get(name)!r}") from None
+    return berth_project(*ids)
 
 
 def envelope(data: Any, message: str = "Success", code: int = 200) -> dict[str, Any]:
