@@ -46,7 +46,8 @@ def machine_facts(settings: Settings) -> PlatformFacts:
     memory = psutil.virtual_memory().total
     gpus = detect_gpus(settings.gpus)
     return PlatformFacts(
-        regions={"local": Region("local", "process", runs_images=False)},
+        regions={"local": Region("local", "process", runs_images=False,
+                                 number=settings.region_id)},
         cpus=cpus, memory_bytes=memory, gpus=gpus, catalog=frozenset(CATALOG),
         max_threads=settings.max_thread_count, flavors=machine_flavors(cpus, memory, gpus))
 

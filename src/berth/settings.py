@@ -20,6 +20,9 @@ class Settings(BaseSettings):
     tick_seconds: float = Field(default=0.5, gt=0)
     drain_seconds: float = Field(default=0.0, ge=0)  # minimum time out of routing
     domain: str | None = None  # host routing: {deployment}.{project}.{domain}
+    # The local region's number where APIs name regions by number: a Gcore user moving over
+    # sets the region id their scripts already send.
+    region_id: int = Field(default=1, ge=1)
     stop_grace_seconds: float = Field(default=10.0, ge=0)
     progress_deadline_seconds: float = Field(default=600.0, gt=0)
     crash_loop_threshold: int = Field(default=3, ge=1)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import gcore
 import httpx
@@ -153,8 +154,21 @@ def test_sdk_api_keys_and_capacity(sdk: Gcore, server: BerthServer) -> None:
     sdk.cloud.inference.deployments.delete_and_poll("keyed-echo", polling_timeout_seconds=60)
 
 
-def test_seed_001_v2_update_is_accepted(server: BerthServer) -> None:
-    """Seed 001's v2 PUT body as written, but for ids that exist on this machine."""
+@pytest.fixture
+def region_7(tmp_path: Path) -> Iterator[BerthServer]:
+    """A server whose region is number 7, as seed 001's scripts name it."""
+    srv = BerthServer(tmp_path / "data", env={"BERTH_REGION_ID": "7"}).start()
+    try:
+        yield srv
+    finally:
+        srv.stop()
+
+
+def test_seed_001_v2_update_is_accepted(region_7: BerthServer) -> None:
+    """Seed 001's v2 PUT body as written (region 7 too), but for the flavor and registry ids,
+    which are ids of Gcore's own objects: here they are this machine's flavor's id and an id
+    Berth keeps as given."""
+    server = region_7
     with httpx.Client(base_url=server.url, headers={"Authorization": f"apikey {server.token}"},
                       timeout=30) as http:
         flavor = http.get("/cloud/v3/inference/flavors").json()["results"][0]["name"]
@@ -163,7 +177,7 @@ def test_seed_001_v2_update_is_accepted(server: BerthServer) -> None:
         assert key.status_code == 200, key.text
         created = http.post(f"/cloud/v3/inference/{PROJECT}/deployments", json={
             "name": "my-instance", "image": "catalog/echo", "listening_port": 8080,
-            "flavor_name": flavor, "containers": [{"region_id": 1,
+            "flavor_name": flavor, "containers": [{"region_id": 7,
                                                    "scale": {"min": 1, "max": 1}}]})
         assert created.status_code == 200, created.text
         instance = http.get(f"/v1/projects/{PROJECT}/deployments/my-instance").json()["id"]
@@ -176,7 +190,7 @@ def test_seed_001_v2_update_is_accepted(server: BerthServer) -> None:
         flavor_uuid = v2.flavor_id(flavor)
         body = {"api_key_ids": [key_id["id"]], "auth_enabled": False,
                 "command": ["nginx", "-g", "daemon off;"],
-                "containers": [{"region_id": 1, "scale": {
+                "containers": [{"region_id": 7, "scale": {
                     "cooldown_period": 60, "max": 3, "min": 1,
                     "triggers": {"cpu": {"threshold": 80}, "memory": {"threshold": 70}}}}],
                 "description": "My first instance",
@@ -203,3 +217,9 @@ def test_seed_001_v2_update_is_accepted(server: BerthServer) -> None:
         assert bad.status_code == 400 and bad.headers["x-should-retry"] == "false"
         assert http.delete(f"/cloud/v2/inference/deployments/{instance}").status_code == 200
         assert http.get("/cloud/v2/inference/deployments/nope").status_code == 404
+        elsewhere = http.post(f"/cloud/v3/inference/{PROJECT}/deployments", json={
+            "name": "elsewhere", "image": "catalog/echo", "listening_port": 8080,
+            "flavor_name": flavor, "containers": [{"region_id": 1,
+                                                   "scale": {"min": 1, "max": 1}}]})
+        assert elsewhere.status_code == 400, elsewhere.text
+        assert "7 (local)" in elsewhere.text and "region_id" in elsewhere.text

@@ -61,6 +61,11 @@ def serve(
     domain: Annotated[
         str | None, typer.Option("--domain", help="Also route {deployment}.{project}.DOMAIN.")
     ] = None,
+    region_id: Annotated[
+        int, typer.Option("--region-id", min=1, envvar="BERTH_REGION_ID",
+                          help="This machine's region number in APIs that name regions by "
+                               "number (Gcore's region_id).")
+    ] = 1,
 ) -> None:
     """Run the API, controller, autoscaler and gateway in this process."""
     from berth.settings import Settings
@@ -71,6 +76,7 @@ def serve(
         port=port,
         gateway_port=gateway_port,
         domain=domain,
+        region_id=region_id,
     )
     from berth.server import run_server  # imported here: the server is heavy to import
 

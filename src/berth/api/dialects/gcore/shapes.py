@@ -41,18 +41,19 @@ FIELDS = {"name", "image", "listening_port", "flavor_name", "containers", "api_k
 
 
 def region_name(region_id: Any, facts: PlatformFacts, where: str) -> str:
-    names = list(facts.regions)
-    if isinstance(region_id, int) and not isinstance(region_id, bool) and (
-            1 <= region_id <= len(names)):
-        return names[region_id - 1]
-    known = ", ".join(f"{i} ({n})" for i, n in enumerate(names, 1))
+    """The region a Gcore region_id names: each region's number (`berth serve --region-id`)."""
+    if isinstance(region_id, int) and not isinstance(region_id, bool):
+        for region in facts.regions.values():
+            if region.number == region_id:
+                return region.name
+    known = ", ".join(f"{r.number} ({r.name})" for r in facts.regions.values())
     raise SpecInvalid([Violation(where, "known_region", f"unknown region_id {region_id!r}; "
                                  f"this installation has {known}")])
 
 
 def region_id(name: str, facts: PlatformFacts) -> int:
-    names = list(facts.regions)
-    return names.index(name) + 1 if name in names else 0
+    region = facts.regions.get(name)
+    return region.number if region is not None else 0
 
 
 def to_native(body: Any, facts: PlatformFacts, *, partial: bool = False) -> dict[str, Any]:
