@@ -17,8 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from types import ModuleType
 
-COMPILED = ("balancer", "exchange", "http", "metrics", "proxy", "service", "stats", "table",
-            "upstream")
+COMPILED = ("balancer", "exchange", "http", "proxy", "service", "stats", "table", "upstream")
 NATIVE_GROUP = "berth_gateway__mypyc"  # the extension the compiled modules share
 _HERE = Path(__file__).resolve().parent
 
