@@ -207,20 +207,8 @@ def create(request: Request, body: JsonBody) -> dict[str, Any]:
 @router.get(LIVE, dependencies=Preview)
 def list_(request: Request, model_rid: Annotated[str, Query(alias="modelRid")],
           branch: str | None = None) -> dict[str, Any]:
-    _model(request, model_rid)
-    query: dict[str, Any] = {"modelRid": model_rid}
-    if branch is not None:
-        query["branch"] = branch
-    with _store(request).read() as tx:
-        records = tx.dialect_records.find(DIALECT, LIVE_KIND, project=PROJECT, **query)
-    out = []
-    for record in records:
-        try:
-            d, _ = _live(request, record.key)
-        except FoundryError:
-            continue
-        out.append(to_foundry(d, record.key, record.data))
-    return {"data": out}
+    return {"data": [to_foundry(d, record.key, record.data)
+                     for record, d in _live_of_model(request, model_rid, branch)]}
 
 
 @router.get(LIVE + "/{rid}", dependencies=Preview)
@@ -301,9 +289,9 @@ def get_model(model_rid: str, request: Request) -> dict[str, str]:
     return {"rid": _model(request, model_rid).key}
 
 
-def _versions(request: Request, model_rid: str,
-              branch: str | None = None) -> list[tuple[DialectRecord, Deployment]]:
-    """The synthetic model versions: one per live deployment of the model."""
+def _live_of_model(request: Request, model_rid: str,
+                   branch: str | None = None) -> list[tuple[DialectRecord, Deployment]]:
+    """The model's live deployments (on one branch if given); each is also a model version."""
     _model(request, model_rid)
     query: dict[str, Any] = {"modelRid": model_rid}
     if branch is not None:
@@ -331,7 +319,7 @@ def list_versions(model_rid: str, request: Request, branch: str | None = None,
         raise FoundryError("InvalidArgument", "INVALID_ARGUMENT",
                            "pageToken must be a nextPageToken from an earlier page")
     versions = [model_version(r.data["modelVersionRid"], r.created_at)
-                for r, _ in _versions(request, model_rid, branch)]
+                for r, _ in _live_of_model(request, model_rid, branch)]
     start = int(page_token or 0)
     end = start + page_size
     page: dict[str, Any] = {"data": versions[start:end]}
@@ -342,7 +330,7 @@ def list_versions(model_rid: str, request: Request, branch: str | None = None,
 
 @router.get("/{model_rid}/versions/{version_rid}")
 def get_version(model_rid: str, version_rid: str, request: Request) -> dict[str, Any]:
-    for record, _ in _versions(request, model_rid):
+    for record, _ in _live_of_model(request, model_rid):
         if record.data["modelVersionRid"] == version_rid:
             return model_version(version_rid, record.created_at)
     raise version_not_found(model_rid, version_rid)
