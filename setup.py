@@ -16,7 +16,8 @@ from setuptools import setup
 # The per-request path; berth/gateway/__init__.py lists the same modules (COMPILED). Not
 # metrics.py: it subclasses prometheus-client's Collector, which the build environment does
 # not have (so mypyc would compile a subclass of an unknown class), and it runs per scrape.
-COMPILED = ["balancer", "exchange", "http", "proxy", "service", "stats", "table", "upstream"]
+COMPILED = ["accesslog", "balancer", "exchange", "http", "proxy", "service", "stats", "table",
+            "upstream"]
 
 
 def gateway_extensions() -> list[Any]:

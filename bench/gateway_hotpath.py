@@ -89,7 +89,7 @@ def berth_gateway(n: int) -> float:
         ex.upstream.data_received(RESPONSE)
     elapsed = time.perf_counter() - started
     assert client.transport.last.endswith(BODY), client.transport.last  # type: ignore[union-attr]
-    gw._access.clear()
+    gw.access.lines.clear()
     return elapsed / n * 1e6
 
 

@@ -17,7 +17,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from types import ModuleType
 
-COMPILED = ("balancer", "exchange", "http", "proxy", "service", "stats", "table", "upstream")
+COMPILED = ("accesslog", "balancer", "exchange", "http", "proxy", "service", "stats", "table",
+            "upstream")
 NATIVE_GROUP = "berth_gateway__mypyc"  # the extension the compiled modules share
 _HERE = Path(__file__).resolve().parent
 

@@ -18,10 +18,12 @@ class Backend:
     port: int
     inflight: int = 0
     serving: bool = True  # False once it left the routing table (draining)
+    key: tuple[str, int] = field(init=False, default=("", 0))  # (host, port), made once
+    log_name: str = field(init=False, default="")  # replica_id as a JSON string
 
-    @property
-    def key(self) -> tuple[str, int]:
-        return self.host, self.port
+    def __post_init__(self) -> None:
+        self.key = (self.host, self.port)
+        self.log_name = f'"{self.replica_id}"'
 
 
 @dataclass(eq=False)

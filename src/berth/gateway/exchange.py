@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from time import monotonic
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 from berth.gateway.balancer import Backend, Shed
 from berth.gateway.http import client_head, gateway_error, upstream_head
@@ -15,10 +15,10 @@ from berth.gateway.upstream import UpstreamConnection
 if TYPE_CHECKING:
     from berth.gateway.proxy import ClientConnection
 
-INF = float("inf")
-REPLAY_LIMIT = 64 * 1024  # request bodies up to this size can be resent after a stale connection
-BUFFER_LIMIT = 1024 * 1024  # buffered request body before the client is paused
-MAX_TRIES = 3
+INF: Final = float("inf")
+REPLAY_LIMIT: Final = 64 * 1024  # bodies up to this size can be resent after a stale connection
+BUFFER_LIMIT: Final = 1024 * 1024  # buffered request body before the client is paused
+MAX_TRIES: Final = 3
 
 
 class Exchange:
@@ -42,7 +42,9 @@ class Exchange:
     status = 0
     ttfb: float | None = None
     request_id = b""
-    key_name = ""
+    request_id_given = False  # the client sent it (so it is quoted with care in the log)
+    path = b""  # the URL without its query
+    key_log = "null"  # the API key's name as JSON, for the access log
     due = INF  # when the next timeout (first byte, idle or total) fires
     total_at = INF
     idle_gap = INF
@@ -87,6 +89,7 @@ class Exchange:
                 api_key = value
             elif name == b"x-request-id":
                 self.request_id = value[:200]
+                self.request_id_given = True
             elif name == b"x-forwarded-for":
                 forwarded = value
             elif name == b"transfer-encoding":
@@ -94,6 +97,7 @@ class Exchange:
         if not self.request_id:
             self.request_id = self.gw.new_request_id()
         path, _, query = self.url.partition(b"?")
+        self.path = path
         local = self.gw.local_answer(path, self)
         if local is not None:
             self._reply_raw(local)

@@ -4,17 +4,43 @@ from __future__ import annotations
 
 import json
 from http import HTTPStatus
-from typing import NamedTuple
+from typing import Final, NamedTuple
 
-HOP_BY_HOP = frozenset({
+HOP_BY_HOP: Final = frozenset({
     b"connection", b"keep-alive", b"proxy-authenticate", b"proxy-authorization", b"te",
     b"trailer", b"transfer-encoding", b"upgrade", b"proxy-connection",
 })
-_REASONS = {s.value: s.phrase.encode() for s in HTTPStatus}
+_STATUS_LINES: Final = {s.value: b"HTTP/1.1 %d %s\r\n" % (s.value, s.phrase.encode())
+                        for s in HTTPStatus}
+_LOWER: Final[dict[bytes, bytes]] = {}  # header names as sent -> lowercased (bounded)
+MAX_CACHED_NAMES: Final = 1024
+
+# What client_head does with a replica's header (by its lowercased name); 0: pass it on.
+_DROP: Final = 1
+_DROP_CHUNKED: Final = 2
+_LENGTH: Final = 3
+_TYPE: Final = 4
+_CACHE: Final = 5
+_RESPONSE_KIND: Final[dict[bytes, int]] = {
+    **dict.fromkeys(HOP_BY_HOP, _DROP), b"transfer-encoding": _DROP_CHUNKED,
+    b"content-length": _LENGTH, b"content-type": _TYPE, b"cache-control": _CACHE}
+
+
+def lower(name: bytes) -> bytes:
+    """A header name lowercased. The same few names come again and again: the lowercased
+    object is kept, so this is a lookup, and its hash is already computed for later ones."""
+    low = _LOWER.get(name)
+    if low is None:
+        low = name.lower()
+        if len(_LOWER) < MAX_CACHED_NAMES:
+            low = _LOWER.setdefault(low, low)
+            _LOWER[name] = low
+    return low
 
 
 def status_line(status: int) -> bytes:
-    return b"HTTP/1.1 %d %s\r\n" % (status, _REASONS.get(status, b"Unknown"))
+    line = _STATUS_LINES.get(status)
+    return line if line is not None else b"HTTP/1.1 %d Unknown\r\n" % status
 
 
 def gateway_error(status: int, code: str, message: str, *, keep_alive: bool,
@@ -39,9 +65,9 @@ def plain_response(status: int, content_type: bytes, body: bytes, *, keep_alive:
                      b"connection: close\r\n\r\n", body])
 
 
-SKIP_UPSTREAM = HOP_BY_HOP | {b"host", b"content-length", b"x-forwarded-for",
+SKIP_UPSTREAM: Final = HOP_BY_HOP | {b"host", b"content-length", b"x-forwarded-for",
                               b"x-forwarded-proto", b"x-forwarded-host", b"x-request-id"}
-SKIP_WITH_AUTH = SKIP_UPSTREAM | {b"authorization", b"x-api-key"}
+SKIP_WITH_AUTH: Final = SKIP_UPSTREAM | {b"authorization", b"x-api-key"}
 
 
 def upstream_head(method: str, target: bytes, headers: list[tuple[bytes, bytes]], *,
@@ -87,17 +113,20 @@ def client_head(status: int, headers: list[tuple[bytes, bytes]], *, method: str,
     out = [status_line(status)]
     framed = event_stream = cache_control = chunked = False
     for name, value in headers:
-        lname = name.lower()
-        if lname in HOP_BY_HOP:
-            chunked = chunked or lname == b"transfer-encoding"
-            continue
-        if lname == b"content-length":
-            framed = True
-        elif lname == b"content-type":
-            event_stream = value.startswith(b"text/event-stream")
-        elif lname == b"cache-control":
-            cache_control = True
-        out.append(name + b": " + value + b"\r\n")
+        kind = _RESPONSE_KIND.get(lower(name), 0)
+        if kind:
+            if kind == _DROP:
+                continue
+            if kind == _DROP_CHUNKED:
+                chunked = True
+                continue
+            if kind == _LENGTH:
+                framed = True
+            elif kind == _TYPE:
+                event_stream = value.startswith(b"text/event-stream")
+            else:
+                cache_control = True
+        out.append(b"%s: %s\r\n" % (name, value))
     bodiless = status in (204, 304) or status < 200 or method == "HEAD"
     rechunk = not framed and not bodiless and http11
     keep_alive = keep_alive and (framed or bodiless or http11)
@@ -107,6 +136,6 @@ def client_head(status: int, headers: list[tuple[bytes, bytes]], *, method: str,
         out.append(b"x-accel-buffering: no\r\n")
         if not cache_control:
             out.append(b"cache-control: no-cache\r\n")
-    out.append(b"x-request-id: " + request_id + b"\r\n")
-    out.append(b"connection: keep-alive\r\n\r\n" if keep_alive else b"connection: close\r\n\r\n")
+    out.append(b"x-request-id: %s\r\nconnection: %s\r\n\r\n" % (
+        request_id, b"keep-alive" if keep_alive else b"close"))
     return ResponseHead(b"".join(out), rechunk, not (framed or chunked or bodiless), keep_alive)

@@ -6,12 +6,15 @@ import asyncio
 import contextlib
 import socket
 from collections import deque
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, Final, cast
 
 import httptools
 
 from berth.gateway.exchange import Exchange
-from berth.gateway.http import gateway_error
+from berth.gateway.http import gateway_error, lower
+
+_METHODS: Final = {m.encode(): m for m in ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD",
+                                          "OPTIONS")}
 
 if TYPE_CHECKING:
     from berth.gateway.service import Gateway
@@ -87,12 +90,13 @@ class ClientConnection:
 
     def on_header(self, name: bytes, value: bytes) -> None:
         assert self.parsing is not None
-        self.parsing.headers.append((name.lower(), value))
+        self.parsing.headers.append((lower(name), value))
 
     def on_headers_complete(self) -> None:
         ex = self.parsing
         assert ex is not None
-        ex.method = self.parser.get_method().decode()
+        method = self.parser.get_method()
+        ex.method = _METHODS.get(method) or method.decode()
         ex.keep_alive = self.parser.should_keep_alive()
         ex.http11 = self.parser.get_http_version() == "1.1"
         self.queue.append(ex)

@@ -5,8 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
-import itertools
-import json
 import logging
 import os
 import socket
@@ -15,9 +13,10 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from time import monotonic
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, Final, cast
 
 from berth.domain.records import Event
+from berth.gateway.accesslog import AccessLog, quoted
 from berth.gateway.balancer import Backend
 from berth.gateway.http import plain_response
 from berth.gateway.metrics import GatewayMetrics
@@ -31,9 +30,10 @@ if TYPE_CHECKING:
     from berth.gateway.exchange import Exchange
 
 log = logging.getLogger("berth.gateway")
-SWEEP_SECONDS = 0.05
-ACCESS_LINE = ('{"ts":%.6f,"id":%s,"client":"%s","method":"%s","path":%s,%s,'
-               '"replica":%s,"status":%d,"ms":%.3f,"ttfb_ms":%s,"key":%s,"source":"%s"}')
+SWEEP_SECONDS: Final = 0.05
+NO_ROUTE: Final = '"project":null,"deployment":null'
+MAX_CACHED_SECRETS: Final = 4096
+MAX_CACHED_PATHS: Final = 4096
 
 
 class Gateway:
@@ -55,10 +55,9 @@ class Gateway:
         self.connections: set[ClientConnection] = set()
         self.timed: set[Exchange] = set()  # requests whose timeouts the sweep watches
         self.activating: dict[str, float] = {}  # deployment id -> when its wake-up was sent
-        self._ids = itertools.count(1)
+        self._last_id = 0
         self._id_prefix = os.urandom(4).hex().encode()
-        self._access: list[str] = []
-        self._access_path = access_log
+        self.access = AccessLog(access_log)
         self._changed = asyncio.Event()
         self._server: asyncio.base_events.Server | None = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -90,7 +89,7 @@ class Gateway:
         for conn in list(self.connections):
             conn.abort()
         self.pool.close_all()
-        self._flush_access()
+        self.access.flush()
         with contextlib.suppress(Exception):
             await self.loop.run_in_executor(None, self._forget)
 
@@ -171,7 +170,7 @@ class Gateway:
                 await self.loop.run_in_executor(None, self._write_report, self.report())
             except Exception:
                 log.exception("gateway report failed")
-            self._flush_access()
+            self.access.flush()
             await asyncio.sleep(self.report_seconds)
 
     async def _timeout_loop(self) -> None:
@@ -212,7 +211,8 @@ class Gateway:
     # -- per request ----------------------------------------------------------------------------
 
     def new_request_id(self) -> bytes:
-        return b"%s-%d" % (self._id_prefix, next(self._ids))
+        self._last_id += 1
+        return b"%s-%d" % (self._id_prefix, self._last_id)
 
     def local_answer(self, path: bytes, ex: Exchange) -> bytes | None:
         if path == b"/metrics":
@@ -224,50 +224,66 @@ class Gateway:
         return None
 
     def resolve(self, host: bytes, path: bytes) -> tuple[Route, bytes] | None:
-        routes = self.table.by_bytes
+        table = self.table
         if self.domain is not None and host:
             name = host.split(b":", 1)[0].lower()
             suffix = b"." + self.domain
             if name.endswith(suffix):
                 deployment, _, project = name[: -len(suffix)].rpartition(b".")
-                route = routes.get((project, deployment))
+                route = table.by_bytes.get((project, deployment))
                 if route is not None:
                     return route, path
+        found = table.by_path.get(path)  # the same few paths come again and again
+        if found is not None:
+            return found
         parts = path.split(b"/", 3)  # b"", project, deployment, rest
         if len(parts) < 3:
             return None
-        route = routes.get((parts[1], parts[2]))
+        route = table.by_bytes.get((parts[1], parts[2]))
         if route is None:
             return None
-        return route, b"/" + parts[3] if len(parts) == 4 else b"/"
+        found = route, b"/" + parts[3] if len(parts) == 4 else b"/"
+        if len(table.by_path) < MAX_CACHED_PATHS:
+            table.by_path[path] = found
+        return found
 
     def authorize(self, route: Route, auth: bytes, api_key: bytes,
                   ex: Exchange) -> tuple[int, str, str] | None:
         if not route.needs_key:
             return None
-        secret = api_key.strip()
-        if not secret:
-            scheme, _, value = auth.strip().partition(b" ")
-            if scheme.lower() == b"bearer":
-                secret = value.strip()
-        if not secret:
-            return 401, "unauthorized", ("an API key is required: send 'Authorization: Bearer "
-                                         "<key>' or 'X-Api-Key: <key>'")
-        # Keys are found by the SHA-256 of the secret: how long the lookup takes says nothing
-        # about the secret itself, so no secret is ever compared byte by byte.
-        entry = self.table.keys.get(hashlib.sha256(secret).hexdigest())
+        table = self.table
+        # A key is found by the SHA-256 of its secret, so no secret is compared byte by byte
+        # against a stored one. A header value seen before is found by itself in this table's
+        # cache (a dict: its hash is keyed per process, and bytes are compared only on equal
+        # hashes, that is, for the same value). Only values that named a key get in, so
+        # unknown ones cannot fill it, and a new table (a key deleted or detached) starts empty.
+        raw, cache = (api_key, table.by_api_key) if api_key else (auth, table.by_auth)
+        entry = cache.get(raw)
         if entry is None:
-            return 401, "unauthorized", "unknown API key"
+            secret = api_key.strip()
+            from_api_key = bool(secret)
+            if not secret:
+                scheme, _, value = auth.strip().partition(b" ")
+                if scheme.lower() == b"bearer":
+                    secret = value.strip()
+            if not secret:
+                return 401, "unauthorized", ("an API key is required: send 'Authorization: "
+                                             "Bearer <key>' or 'X-Api-Key: <key>'")
+            entry = table.keys.get(hashlib.sha256(secret).hexdigest())
+            if entry is None:
+                return 401, "unauthorized", "unknown API key"
+            if from_api_key == bool(api_key) and len(cache) < MAX_CACHED_SECRETS:
+                cache[raw] = entry
         if entry.expires_at is not None and entry.expires_at < time.time():
             return 401, "unauthorized", "the API key has expired"
         if entry.project != route.project or (route.keys is not None
                                               and entry.name not in route.keys):
             return 403, "forbidden", f"this API key may not call {route.project}/{route.name}"
-        ex.key_name = entry.name
+        ex.key_log = entry.log_name
         return None
 
     def record(self, ex: Exchange, backend: Backend | None, own: bool) -> None:
-        """Per request: counters, and the access-log fields (formatted later, in bulk)."""
+        """Per request: counters, and the access-log line."""
         route = ex.route
         now = monotonic()
         duration = now - ex.started if ex.started else 0.0
@@ -278,35 +294,10 @@ class Gateway:
             if ex.ttfb is not None:
                 stats.ttfb.observe(ex.ttfb)
             stats.last_request = now
-        if self._access_path is not None:
-            # Formatted now: the cost spreads evenly instead of stalling the loop at flush.
-            self._access.append(ACCESS_LINE % (
-                time.time(), _q(ex.request_id), ex.conn.client_ip, ex.method,
-                _q(ex.url.partition(b"?")[0]),
-                route.log_names if route else '"project":null,"deployment":null',
-                _s(backend.replica_id if backend else None), ex.status, duration * 1000,
-                "null" if ex.ttfb is None else f"{ex.ttfb * 1000:.3f}",
-                _s(ex.key_name or None), "gateway" if own else "replica"))
-            if len(self._access) >= 1024:
-                self._flush_access()
-
-    def _flush_access(self) -> None:
-        if not self._access or self._access_path is None:
-            return
-        lines, self._access = self._access, []
-        with self._access_path.open("a", encoding="utf-8") as fh:
-            fh.write("\n".join(lines) + "\n")
-
-
-def _q(raw: bytes) -> str:
-    """A JSON string of bytes from the wire (escaped: paths and ids are client input)."""
-    if raw.isascii():
-        text = raw.decode("ascii")
-        if text.isprintable() and '"' not in text and "\\" not in text:
-            return '"' + text + '"'  # the common case needs no escaping
-    return json.dumps(raw.decode("utf-8", "replace"))
-
-
-def _s(value: str | None) -> str:
-    """Names Berth validated (no quotes or escapes possible), or null."""
-    return "null" if value is None else f'"{value}"'
+        if self.access.path is not None:
+            rid = ex.request_id
+            self.access.add(
+                now, quoted(rid) if ex.request_id_given else '"' + rid.decode() + '"',
+                ex.conn.client_ip, ex.method, ex.path, route.log_names if route else NO_ROUTE,
+                backend.log_name if backend else "null", ex.status, duration, ex.ttfb,
+                ex.key_log, "gateway" if own else "replica")

@@ -16,6 +16,7 @@ class KeyEntry:
     project: str
     name: str
     expires_at: float | None
+    log_name: str  # its name as a JSON string, for the access log
 
 
 @dataclass(eq=False)
@@ -50,6 +51,10 @@ class RoutingTable:
     by_bytes: dict[tuple[bytes, bytes], Route] = field(default_factory=dict)  # wire lookups
     by_id: dict[str, Route] = field(default_factory=dict)
     keys: dict[str, KeyEntry] = field(default_factory=dict)  # secret digest -> key
+    # Filled as requests come (service.py), and dropped with the table on any change:
+    by_path: dict[bytes, tuple[Route, bytes]] = field(default_factory=dict)  # path -> route
+    by_auth: dict[bytes, KeyEntry] = field(default_factory=dict)  # Authorization value -> key
+    by_api_key: dict[bytes, KeyEntry] = field(default_factory=dict)  # X-Api-Key value -> key
 
 
 def build_table(version: int, deployments: list[Deployment], replicas: list[Replica],
@@ -85,7 +90,8 @@ def build_table(version: int, deployments: list[Deployment], replicas: list[Repl
         if d_id not in table.by_id:
             route.balancer.update([], None, 0)  # gone: wake and shed its waiters
     for k in keys:
-        table.keys[k.digest] = KeyEntry(k.project, k.name, _ts(k.expires_at))
+        table.keys[k.digest] = KeyEntry(k.project, k.name, _ts(k.expires_at),
+                                           f'"{k.name}"')
     return table
 
 

@@ -49,3 +49,27 @@ def test_client_head_marks_event_streams_unbuffered() -> None:
                             (b"cache-control", b"private")], method="POST", http11=True,
                       keep_alive=True, request_id=b"r")
     assert own.data.count(b"cache-control") == 1
+
+
+def test_upstream_head_drops_headers_named_by_a_later_connection_header() -> None:
+    head = upstream_head("GET", b"/", [(b"x-early", b"1"), (b"x-keep", b"2"),
+                                       (b"connection", b"X-Early")], host=b"h",
+                         forwarded=b"", client=b"c", request_id=b"r", chunked=False,
+                         strip_auth=False)
+    assert b"x-early" not in head and b"x-keep: 2\r\n" in head
+    assert head.startswith(b"GET / HTTP/1.1\r\nx-keep: 2\r\nx-forwarded-for: c\r\n")
+
+
+def test_client_head_reads_names_in_any_case() -> None:
+    head = client_head(200, [(b"Content-Type", b"text/event-stream"),
+                             (b"Transfer-Encoding", b"chunked"), (b"CONNECTION", b"close"),
+                             (b"X-Mine", b"1")],
+                       method="GET", http11=True, keep_alive=True, request_id=b"r")
+    assert head.chunked and head.keep_alive and not head.until_eof
+    assert b"Transfer-Encoding" not in head.data and b"CONNECTION" not in head.data
+    assert b"X-Mine: 1\r\n" in head.data and b"x-accel-buffering: no\r\n" in head.data
+    assert b"cache-control: no-cache\r\n" in head.data
+    assert head.data.startswith(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n")
+    odd = client_head(599, [(b"Content-Length", b"0")], method="GET", http11=True,
+                      keep_alive=True, request_id=b"r")
+    assert odd.data.startswith(b"HTTP/1.1 599 Unknown\r\n") and not odd.chunked
