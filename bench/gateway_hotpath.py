@@ -19,12 +19,12 @@ import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import httptools
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from tests.fakes.builders import deployment, replica
+from tests.fakes.transport import MemoryTransport
 
 from berth.domain.records import ApiKey
 from berth.gateway.proxy import ClientConnection
@@ -43,26 +43,6 @@ RESPONSE = (b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n"
             b"content-length: %d\r\n\r\n%s" % (len(BODY), BODY))
 
 
-class Transport:
-    """Enough of asyncio.Transport for the protocols; writes are counted, not sent."""
-
-    def __init__(self) -> None:
-        self.writes = 0
-        self.last = b""
-
-    def write(self, data: bytes) -> None:
-        self.writes += 1
-        self.last = data
-
-    def get_extra_info(self, name: str, default: Any = None) -> Any:
-        return ("127.0.0.1", 5000) if name == "peername" else default
-
-    def close(self) -> None: ...
-    def abort(self) -> None: ...
-    def pause_reading(self) -> None: ...
-    def resume_reading(self) -> None: ...
-
-
 def berth_gateway(n: int) -> float:
     d = deployment(2, api_keys=["bench"], per_worker=64)
     rows = [replica(d, "echo-1"), replica(d, "echo-2")]
@@ -72,12 +52,12 @@ def berth_gateway(n: int) -> float:
     gw = Gateway(store=None, access_log=Path("/dev/null"))  # type: ignore[arg-type]
     gw.table = build_table(1, [d], rows, [key], None)
     client = ClientConnection(gw)
-    client.connection_made(Transport())  # type: ignore[arg-type]
+    client.connection_made(MemoryTransport(keep=False))  # type: ignore[arg-type]
     ups = {}
     for r in rows:
         assert r.port is not None
         conn = UpstreamConnection(gw.pool, ("127.0.0.1", r.port))
-        conn.connection_made(Transport())  # type: ignore[arg-type]
+        conn.connection_made(MemoryTransport(keep=False))  # type: ignore[arg-type]
         conn.used = 1
         ups[("127.0.0.1", r.port)] = conn
         gw.pool.give_back(conn)
@@ -95,7 +75,8 @@ def berth_gateway(n: int) -> float:
 
 class BareUpstream:
     def __init__(self, client: BareClient) -> None:
-        self.client, self.parser, self.t = client, httptools.HttpResponseParser(self), Transport()
+        self.client, self.parser = client, httptools.HttpResponseParser(self)
+        self.t = MemoryTransport(keep=False)
 
     def data_received(self, data: bytes) -> None:
         self.buf: list[bytes] = []
@@ -117,7 +98,7 @@ class BareUpstream:
 
 class BareClient:
     def __init__(self) -> None:
-        self.t, self.parser = Transport(), httptools.HttpRequestParser(self)
+        self.t, self.parser = MemoryTransport(keep=False), httptools.HttpRequestParser(self)
         self.up = BareUpstream(self)
 
     def on_message_begin(self) -> None:

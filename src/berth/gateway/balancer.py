@@ -49,7 +49,13 @@ class Balancer:
     backends: list[Backend] = field(default_factory=list)
     waiters: deque[Waiter] = field(default_factory=deque)
     leaving: dict[str, Backend] = field(default_factory=dict)  # left the table, still busy
-    rng: random.Random = field(default_factory=random.Random)
+    seed: int = field(default_factory=lambda: random.getrandbits(31))
+
+    def _draw(self, n: int) -> int:
+        """A number below n, from a 31-bit linear congruential step: enough to pick two of
+        n replicas, and plain integer arithmetic once compiled (no call into `random`)."""
+        self.seed = (self.seed * 1103515245 + 12345) & 0x7FFFFFFF
+        return (self.seed >> 8) % n
 
     def update(self, replicas: list[tuple[str, str, int]], cap: int | None,
                max_queued: int) -> None:
@@ -88,9 +94,8 @@ class Balancer:
             b = backends[0]
             chosen = b if self._eligible(b, exclude) else None
         else:
-            draw = self.rng.random
-            i = int(draw() * n)
-            j = int(draw() * (n - 1))
+            i = self._draw(n)
+            j = self._draw(n - 1)
             if j >= i:
                 j += 1
             a, b = backends[i], backends[j]

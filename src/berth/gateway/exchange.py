@@ -19,6 +19,7 @@ INF: Final = float("inf")
 REPLAY_LIMIT: Final = 64 * 1024  # bodies up to this size can be resent after a stale connection
 BUFFER_LIMIT: Final = 1024 * 1024  # buffered request body before the client is paused
 MAX_TRIES: Final = 3
+CONTINUE: Final = b"HTTP/1.1 100 Continue\r\n\r\n"
 
 
 class Exchange:
@@ -63,23 +64,13 @@ class Exchange:
 
     # -- request --------------------------------------------------------------------------
 
-    def streams_body(self) -> bool:
-        """Whether to start before the body has arrived: chunked or large bodies stream."""
-        if self.chunked_request:
-            return True
-        for name, value in self.headers:
-            if name == b"transfer-encoding":
-                return True
-            if name == b"content-length":
-                return not value.isdigit() or int(value) > REPLAY_LIMIT
-        return True  # no body at all
-
     def begin(self) -> None:
         if self.began:
             return
         self.began = True
         self.started = monotonic()
         host = auth = api_key = forwarded = b""
+        expect_continue = False
         for name, value in self.headers:
             if name == b"host":
                 host = value
@@ -94,6 +85,8 @@ class Exchange:
                 forwarded = value
             elif name == b"transfer-encoding":
                 self.chunked_request = b"chunked" in value.lower()
+            elif name == b"expect":
+                expect_continue = value.lower() == b"100-continue"
         if not self.request_id:
             self.request_id = self.gw.new_request_id()
         path, _, query = self.url.partition(b"?")
@@ -118,6 +111,8 @@ class Exchange:
             self.method, rest + (b"?" + query if query else b""), self.headers, host=host,
             forwarded=forwarded, client=self.conn.client_ip_bytes, request_id=self.request_id,
             chunked=self.chunked_request, strip_auth=route.needs_key)
+        if expect_continue and not self.body_done:
+            self.conn.write(CONTINUE)  # the gateway reads the body; the replica never sees Expect
         self.total_at = self.due = self.started + route.total
         self.idle_gap = route.idle
         self.gw.timed.add(self)

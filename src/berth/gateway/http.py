@@ -66,7 +66,8 @@ def plain_response(status: int, content_type: bytes, body: bytes, *, keep_alive:
 
 
 SKIP_UPSTREAM: Final = HOP_BY_HOP | {b"host", b"content-length", b"x-forwarded-for",
-                              b"x-forwarded-proto", b"x-forwarded-host", b"x-request-id"}
+                                     b"x-forwarded-proto", b"x-forwarded-host", b"x-request-id",
+                                     b"expect"}
 SKIP_WITH_AUTH: Final = SKIP_UPSTREAM | {b"authorization", b"x-api-key"}
 
 

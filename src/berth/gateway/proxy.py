@@ -54,8 +54,16 @@ class ClientConnection:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade:
             self._refuse(501, "upgrade_not_supported", "protocol upgrades are not supported")
+            return
         except httptools.HttpParserError:
             self._refuse(400, "bad_request", "malformed HTTP request")
+            return
+        # A request whose whole body came with its head began at its end (one write
+        # upstream); one whose body is still coming begins now, and its body streams.
+        if self.queue and not self.closed:
+            head = self.queue[0]
+            if not head.began:
+                head.begin()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
@@ -100,8 +108,6 @@ class ClientConnection:
         ex.keep_alive = self.parser.should_keep_alive()
         ex.http11 = self.parser.get_http_version() == "1.1"
         self.queue.append(ex)
-        if len(self.queue) == 1 and ex.streams_body():
-            ex.begin()  # else it begins once the (small) body is here: one write upstream
 
     def on_body(self, body: bytes) -> None:
         if self.parsing is not None:

@@ -74,15 +74,15 @@ class UpstreamConnection:
 
     # -- httptools callbacks ------------------------------------------------------------
 
-    def on_message_begin(self) -> None:
-        self.headers = []
-
+    # No on_message_begin: httptools calls only the callbacks a protocol has, and the
+    # headers are started afresh once handed over.
     def on_header(self, name: bytes, value: bytes) -> None:
         self.headers.append((name, value))
 
     def on_headers_complete(self) -> None:
+        headers, self.headers = self.headers, []
         if self.sink is not None:
-            self.sink.on_response_head(self.parser.get_status_code(), self.headers,
+            self.sink.on_response_head(self.parser.get_status_code(), headers,
                                        self.parser.should_keep_alive())
 
     def on_body(self, body: bytes) -> None:
@@ -91,13 +91,14 @@ class UpstreamConnection:
 
     def on_message_complete(self) -> None:
         sink, self.sink = self.sink, None
-        keep = self.parser.should_keep_alive()
-        if sink is not None:
-            sink.on_response_complete()
-        if keep and not self.closed:
+        # Back to the pool first: the client's next pipelined request, begun as this one
+        # completes, can go out on this connection.
+        if self.parser.should_keep_alive() and not self.closed:
             self.pool.give_back(self)
         else:
             self.close()
+        if sink is not None:
+            sink.on_response_complete()
 
     # -- use ------------------------------------------------------------------------------
 

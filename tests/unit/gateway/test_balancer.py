@@ -1,5 +1,4 @@
 import asyncio
-import random
 
 import pytest
 
@@ -9,7 +8,7 @@ REPLICAS = [("a", "127.0.0.1", 1), ("b", "127.0.0.1", 2), ("c", "127.0.0.1", 3)]
 
 
 def balancer(cap: int | None = None, max_queued: int = 10) -> Balancer:
-    b = Balancer(rng=random.Random(7))
+    b = Balancer(seed=7)
     b.update(REPLICAS, cap, max_queued)
     return b
 
@@ -87,3 +86,16 @@ def test_exclude_skips_a_failed_replica() -> None:
 def test_no_replicas_means_no_slot() -> None:
     b = Balancer()
     assert b.try_acquire() is None and b.inflight() == 0
+
+
+def test_picks_spread_evenly_over_equally_loaded_replicas() -> None:
+    for seed in (0, 1, 7, 2**31 - 1):
+        b = Balancer(seed=seed)
+        b.update(REPLICAS, None, 10)
+        counts = {r[0]: 0 for r in REPLICAS}
+        for _ in range(3000):
+            picked = b.try_acquire()
+            assert picked is not None
+            counts[picked.replica_id] += 1
+            b.release(picked)
+        assert all(800 < n < 1200 for n in counts.values()), (seed, counts)

@@ -1,0 +1,89 @@
+"""One request through the real ClientConnection, Exchange and UpstreamConnection over
+in-memory transports: when the gateway writes upstream, and what each side receives."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+
+from berth.gateway.proxy import ClientConnection
+from berth.gateway.service import Gateway
+from berth.gateway.table import build_table
+from berth.gateway.upstream import UpstreamConnection
+from tests.fakes.builders import deployment, replica
+from tests.fakes.transport import MemoryTransport
+
+OK = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 2\r\n\r\n{}"
+
+
+@dataclass
+class Rig:
+    client: ClientConnection
+    client_io: MemoryTransport
+    upstream: UpstreamConnection
+    upstream_io: MemoryTransport
+
+
+@pytest.fixture
+def rig() -> Iterator[Rig]:
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    gw = Gateway(store=None)  # type: ignore[arg-type]
+    d = deployment(1)
+    gw.table = build_table(1, [d], [replica(d, "a")], [], None)
+    client_io, upstream_io = MemoryTransport(), MemoryTransport()
+    client = ClientConnection(gw)
+    client.connection_made(client_io)  # type: ignore[arg-type]
+    upstream = UpstreamConnection(gw.pool, ("127.0.0.1", 9000))
+    upstream.connection_made(upstream_io)  # type: ignore[arg-type]
+    gw.pool.give_back(upstream)
+    yield Rig(client, client_io, upstream, upstream_io)
+    asyncio.set_event_loop(None)
+    loop.close()
+
+
+def test_a_request_that_came_whole_goes_upstream_in_one_write(rig: Rig) -> None:
+    rig.client.data_received(b"POST /p/echo/predict HTTP/1.1\r\nhost: gw\r\n"
+                             b"content-length: 7\r\n\r\n{\"a\":1}")
+    assert rig.upstream_io.writes == 1
+    sent = rig.upstream_io.take()
+    assert sent.startswith(b"POST /predict HTTP/1.1\r\n") and sent.endswith(b'\r\n\r\n{"a":1}')
+    rig.upstream.data_received(OK)
+    answer = rig.client_io.take()
+    assert answer.startswith(b"HTTP/1.1 200 OK\r\n") and answer.endswith(b"\r\n\r\n{}")
+
+
+def test_a_body_still_coming_streams_after_the_head(rig: Rig) -> None:
+    rig.client.data_received(b"POST /p/echo/predict HTTP/1.1\r\nhost: gw\r\n"
+                             b"content-length: 10\r\n\r\n01234")
+    first = rig.upstream_io.take()
+    assert b"content-length: 10\r\n" in first and first.endswith(b"\r\n\r\n01234")
+    rig.client.data_received(b"56789")
+    assert rig.upstream_io.take() == b"56789"
+    rig.upstream.data_received(OK)
+    assert rig.client_io.take().endswith(b"{}")
+
+
+def test_expect_continue_is_answered_by_the_gateway(rig: Rig) -> None:
+    rig.client.data_received(b"POST /p/echo/predict HTTP/1.1\r\nhost: gw\r\n"
+                             b"expect: 100-continue\r\ncontent-length: 2\r\n\r\n")
+    assert rig.client_io.take() == b"HTTP/1.1 100 Continue\r\n\r\n"
+    head = rig.upstream_io.take()
+    assert b"expect" not in head.lower() and head.endswith(b"\r\n\r\n")
+    rig.client.data_received(b"{}")
+    assert rig.upstream_io.take() == b"{}"
+    rig.upstream.data_received(OK)
+    assert rig.client_io.take().startswith(b"HTTP/1.1 200 OK\r\n")
+
+
+def test_pipelined_requests_are_answered_in_order(rig: Rig) -> None:
+    rig.client.data_received(b"GET /p/echo/a HTTP/1.1\r\nhost: gw\r\n\r\n"
+                             b"GET /p/echo/b HTTP/1.1\r\nhost: gw\r\n\r\n")
+    assert rig.upstream_io.take().startswith(b"GET /a HTTP/1.1\r\n")  # b waits its turn
+    rig.upstream.data_received(OK)
+    assert rig.upstream_io.take().startswith(b"GET /b HTTP/1.1\r\n")
+    rig.upstream.data_received(OK)
+    assert rig.client_io.take().count(b"HTTP/1.1 200 OK\r\n") == 2
