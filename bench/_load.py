@@ -176,12 +176,13 @@ error_log {prefix}/error.log warn;
 {user}
 events {{ worker_connections 4096; }}
 http {{
-    access_log off;
+{logging}
     client_body_temp_path {prefix}/body;
     proxy_temp_path {prefix}/proxy;
     fastcgi_temp_path {prefix}/fastcgi;
     uwsgi_temp_path {prefix}/uwsgi;
     scgi_temp_path {prefix}/scgi;
+{key_map}
     upstream replicas {{
 {servers}
         keepalive 64;
@@ -189,26 +190,60 @@ http {{
     server {{
         listen {host}:{port};
         location / {{
+{key_check}
             proxy_pass http://replicas;
             proxy_http_version 1.1;
             proxy_set_header Connection "";
+{forwarding}
         }}
     }}
 }}
 """
 
+# What Berth's gateway does per request besides relaying, done the nginx way: a JSON access
+# line (buffered, as Berth's is), X-Forwarded-* and X-Request-Id to the replica and the id back
+# to the client, and the API key checked (a map from the Authorization header) and not passed on.
+_SAME_WORK = {
+    "logging": """\
+    log_format berth escape=json '{{"ts":$msec,"id":"$request_id","client":"$remote_addr",'
+        '"method":"$request_method","path":"$uri","replica":"$upstream_addr","status":$status,'
+        '"ms":$request_time,"ttfb_ms":"$upstream_header_time","key":"$berth_key"}}';
+    access_log {prefix}/access.log berth buffer=64k flush=1s;""",
+    "key_map": """\
+    map $http_authorization $berth_key {{
+        "Bearer {secret}" "bench";
+        default "";
+    }}""",
+    "key_check": """\
+            if ($berth_key = "") {{ return 401; }}""",
+    "forwarding": """\
+            proxy_set_header Authorization "";
+            proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+            proxy_set_header X-Forwarded-Proto $scheme;
+            proxy_set_header X-Forwarded-Host $host;
+            proxy_set_header X-Request-Id $request_id;
+            add_header X-Request-Id $request_id always;""",
+}
+_BARE = {"logging": "    access_log off;", "key_map": "", "key_check": "", "forwarding": ""}
+
 
 def start_nginx(procs: Procs, binary: str, prefix: Path, upstreams: list[int],
-                cpu: int | None) -> int:
-    """nginx in the foreground, 1 worker, keep-alive upstream to `upstreams`; its port."""
+                cpu: int | None, secret: str | None = None) -> int:
+    """nginx in the foreground, 1 worker, keep-alive upstream to `upstreams`; its port.
+
+    Bare without `secret`; with it, doing the per-request work Berth's gateway does (_SAME_WORK:
+    clients must then send `Authorization: Bearer <secret>`).
+    """
     prefix.mkdir(parents=True, exist_ok=True)
     prefix.chmod(0o755)  # a root master hands the worker to an unprivileged user
     port = free_port()
     servers = "\n".join(f"        server {LOOPBACK}:{p};" for p in upstreams)
     user = "user nobody nogroup;" if os.geteuid() == 0 else ""
+    parts = _BARE if secret is None else {
+        name: text.format(prefix=prefix, secret=secret) for name, text in _SAME_WORK.items()}
     conf = prefix / "nginx.conf"
     conf.write_text(_NGINX_CONF.format(prefix=prefix, user=user, servers=servers,
-                                       host=LOOPBACK, port=port))
+                                       host=LOOPBACK, port=port, **parts))
     proc = procs.start(taskset(cpu, [binary, "-c", str(conf), "-p", str(prefix),
                                      "-g", "daemon off;"]), log=prefix / "stdout.log")
     wait_until(lambda: port_open(port), proc, "nginx")

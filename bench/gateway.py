@@ -1,18 +1,24 @@
 """Data-plane figures: Berth's gateway against a replica hit directly and against nginx.
 
 One run drives the same load (small JSON POST, keep-alive, wrk with 1 thread at fixed
-concurrency 16 and 64) three ways:
+concurrency 1, 16 and 64) four ways:
 - direct: straight to one catalog/echo replica;
-- nginx: nginx with 1 worker as a reverse proxy with a keep-alive upstream to two echo
-  replicas (the baseline);
-- berth: through `berth serve`'s gateway with auth on, two replicas and metrics on;
+- nginx bare: nginx with 1 worker as a reverse proxy with a keep-alive upstream to two echo
+  replicas, doing nothing else (access log off);
+- nginx (the baseline): the same nginx doing the per-request work Berth's gateway must do:
+  check an API key, write a JSON access-log line, pass X-Forwarded-For/Proto/Host and an
+  X-Request-Id to the replica and the id back (bench/_load.py, _SAME_WORK);
+- berth: through `berth serve`'s gateway with an API key, two replicas, metrics and the
+  access log on;
 then cold start (request to a scaled-to-zero deployment -> full answer, against starting
 echo by hand) and time to first byte of an event stream through the gateway and direct.
 Servers (nginx, echo, berth serve and its replicas) are pinned to one CPU, wrk and this
 script's own clients to another. wrk and nginx come from Debian, installed if missing.
 
 Targets: berth req/s >= 0.8x nginx's; p50 added over direct <= 0.5 ms; cold start <= 1 s;
-stream TTFB <= direct + 2 ms; the replica hit directly >= 2x the nginx-proxied rate.
+stream TTFB <= direct + 2 ms; the replica hit directly >= 2x the bare nginx rate. With every
+server on one CPU and a closed loop of c requests, p50 is about c / throughput (Little's law):
+c=1 shows the latency a proxy adds, c=16 and c=64 mostly its throughput.
 
 Run: python bench/gateway.py [--duration 8] [--markdown FILE]
 """
@@ -56,6 +62,7 @@ TARGET_ADDED_P50_MS = 0.5
 TARGET_COLD_S = 1.0
 TARGET_TTFB_ADDED_MS = 2.0
 DIRECT_VS_NGINX = 2.0
+NGINX_SECRET = "bk_nginx-bench-secret"
 
 
 @dataclass
@@ -193,12 +200,16 @@ def pct(values: list[float], q: float) -> float:
 
 
 def load_rows(c: int, runs: dict[str, WrkResult | str]) -> list[Row]:
-    direct, nginx = runs["direct"], runs["nginx"]
-    targets = {"direct": f">= {DIRECT_VS_NGINX:g}x nginx (replica not the bottleneck)",
-               "nginx": "baseline",
+    """One row per way; ratios against nginx doing Berth's work (the target's baseline), and
+    against bare nginx in the 'vs nginx' cell too ("x / x bare")."""
+    direct, bare, nginx = runs["direct"], runs["nginx-bare"], runs["nginx"]
+    targets = {"direct": f">= {DIRECT_VS_NGINX:g}x bare nginx (replica not the bottleneck)",
+               "nginx-bare": "reference", "nginx": "baseline",
                "berth": f">= {TARGET_RPS_VS_NGINX:g}x nginx, +p50 <= {TARGET_ADDED_P50_MS:g} ms"}
-    labels = {"direct": "direct, 1 replica", "nginx": "nginx, 2 replicas",
-              "berth": "berth, 2 replicas, auth + metrics"}
+    labels = {"direct": "direct, 1 replica",
+              "nginx-bare": "nginx bare (no log, no key, no forwarding headers)",
+              "nginx": "nginx doing Berth's work (key, JSON log, X-Forwarded-*, id)",
+              "berth": "berth, 2 replicas, key + metrics + log"}
     rows = []
     for name, run in runs.items():
         row = Row(f"c={c} {labels[name]}", target=targets[name])
@@ -210,10 +221,14 @@ def load_rows(c: int, runs: dict[str, WrkResult | str]) -> list[Row]:
         row.result = f"{run.errors} errors of {run.requests}; " if run.errors else ""
         if isinstance(nginx, WrkResult):
             row.vs_nginx = f"{run.rps / nginx.rps:.2f}x"
+            if isinstance(bare, WrkResult) and name == "berth":
+                row.vs_nginx += f" / {run.rps / bare.rps:.2f}x bare"
         if isinstance(direct, WrkResult) and name != "direct":
             row.added = f"{run.p50_ms - direct.p50_ms:+.2f} ms"
-        if name == "direct" and isinstance(nginx, WrkResult):
-            row.result += verdict(run.rps >= DIRECT_VS_NGINX * nginx.rps)
+        if name == "direct" and isinstance(bare, WrkResult):
+            # One request at a time, every hop waits on the client: the check needs a load.
+            row.result += (verdict(run.rps >= DIRECT_VS_NGINX * bare.rps) if c > 1
+                           else "- (c=1 is latency-bound)")
         elif name == "berth" and isinstance(nginx, WrkResult) and isinstance(direct, WrkResult):
             fast = run.rps >= TARGET_RPS_VS_NGINX * nginx.rps
             near = run.p50_ms - direct.p50_ms <= TARGET_ADDED_P50_MS
@@ -270,7 +285,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--duration", type=int, default=8, help="seconds per wrk run")
     parser.add_argument("--warmup", type=int, default=1, help="seconds of wrk before each")
-    parser.add_argument("--connections", type=int, nargs="+", default=[16, 64])
+    parser.add_argument("--connections", type=int, nargs="+", default=[1, 16, 64])
     parser.add_argument("--cold-samples", type=int, default=5)
     parser.add_argument("--ttfb-samples", type=int, default=50)
     parser.add_argument("--project", default="bench")
@@ -293,7 +308,10 @@ def main() -> None:
         tmp = Path(tmp_name)
         try:
             replicas = [start_echo(procs, server_cpu, f"echo-{i}") for i in range(2)]
-            nginx_port = start_nginx(procs, tools["nginx"], tmp / "nginx", replicas, server_cpu)
+            bare_port = start_nginx(procs, tools["nginx"], tmp / "nginx-bare", replicas,
+                                    server_cpu)
+            nginx_port = start_nginx(procs, tools["nginx"], tmp / "nginx", replicas, server_cpu,
+                                     secret=NGINX_SECRET)
             srv = BerthServer(tmp / "data", env={"BERTH_TICK_SECONDS": args.tick})
             try:
                 with affinity(server_cpu):
@@ -304,7 +322,9 @@ def main() -> None:
             plain, auth = wrk_script(tmp / "post.lua"), tmp / "post-auth.lua"
             urls: dict[str, tuple[str, Path] | str] = {
                 "direct": (f"http://{LOOPBACK}:{replicas[0]}/predict", plain),
-                "nginx": (f"http://{LOOPBACK}:{nginx_port}/predict", plain),
+                "nginx-bare": (f"http://{LOOPBACK}:{bare_port}/predict", plain),
+                "nginx": (f"http://{LOOPBACK}:{nginx_port}/predict",
+                          wrk_script(tmp / "post-nginx.lua", NGINX_SECRET)),
                 "berth": (berth.url(), wrk_script(auth, berth.secret)) if berth else why}
             for c in args.connections:
                 runs: dict[str, WrkResult | str] = {}

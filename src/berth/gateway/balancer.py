@@ -95,9 +95,12 @@ class Balancer:
             chosen = b if self._eligible(b, exclude) else None
         else:
             i = self._draw(n)
-            j = self._draw(n - 1)
-            if j >= i:
-                j += 1
+            if n == 2:
+                j = 1 - i
+            else:
+                j = self._draw(n - 1)
+                if j >= i:
+                    j += 1
             a, b = backends[i], backends[j]
             if not self._eligible(a, exclude):
                 a, b = b, a

@@ -21,12 +21,25 @@ BUFFER_LIMIT: Final = 1024 * 1024  # buffered request body before the client is 
 MAX_TRIES: Final = 3
 CONTINUE: Final = b"HTTP/1.1 100 Continue\r\n\r\n"
 
+# The request headers begin() reads, by lowercased name.
+_HOST: Final = 1
+_AUTHORIZATION: Final = 2
+_API_KEY: Final = 3
+_REQUEST_ID: Final = 4
+_FORWARDED_FOR: Final = 5
+_TRANSFER_ENCODING: Final = 6
+_EXPECT: Final = 7
+_REQUEST_KIND: Final = {b"host": _HOST, b"authorization": _AUTHORIZATION, b"x-api-key": _API_KEY,
+                        b"x-request-id": _REQUEST_ID, b"x-forwarded-for": _FORWARDED_FOR,
+                        b"transfer-encoding": _TRANSFER_ENCODING, b"expect": _EXPECT}
+
 
 class Exchange:
     # Defaults live on the class: a request only pays for what it changes.
     method = "GET"
     keep_alive = True
     http11 = True
+    connection_header = False  # the request had one (HTTP/1.0 keep-alive asks with it)
     started = 0.0
     route: Route | None = None
     backend: Backend | None = None
@@ -72,20 +85,23 @@ class Exchange:
         host = auth = api_key = forwarded = b""
         expect_continue = False
         for name, value in self.headers:
-            if name == b"host":
+            which = _REQUEST_KIND.get(name, 0)  # names come lowercased (proxy.on_header)
+            if not which:
+                continue
+            if which == _HOST:
                 host = value
-            elif name == b"authorization":
+            elif which == _AUTHORIZATION:
                 auth = value
-            elif name == b"x-api-key":
+            elif which == _API_KEY:
                 api_key = value
-            elif name == b"x-request-id":
+            elif which == _REQUEST_ID:
                 self.request_id = value[:200]
                 self.request_id_given = True
-            elif name == b"x-forwarded-for":
+            elif which == _FORWARDED_FOR:
                 forwarded = value
-            elif name == b"transfer-encoding":
+            elif which == _TRANSFER_ENCODING:
                 self.chunked_request = b"chunked" in value.lower()
-            elif name == b"expect":
+            else:
                 expect_continue = value.lower() == b"100-continue"
         if not self.request_id:
             self.request_id = self.gw.new_request_id()
@@ -250,9 +266,10 @@ class Exchange:
             return
         self.responded = True
         self.status = status
-        self.ttfb = monotonic() - self.started
+        now = monotonic()
+        self.ttfb = now - self.started
         self.body = []
-        self.due = min(self.total_at, monotonic() + self.idle_gap)
+        self.due = min(self.total_at, now + self.idle_gap)
         head = client_head(status, headers, method=self.method, http11=self.http11,
                            keep_alive=self.keep_alive, request_id=self.request_id)
         self.chunked_response, self.until_eof = head.chunked, head.until_eof

@@ -98,15 +98,21 @@ class ClientConnection:
 
     def on_header(self, name: bytes, value: bytes) -> None:
         assert self.parsing is not None
-        self.parsing.headers.append((lower(name), value))
+        low = lower(name)
+        if low == b"connection":
+            self.parsing.connection_header = True
+        self.parsing.headers.append((low, value))
 
     def on_headers_complete(self) -> None:
         ex = self.parsing
         assert ex is not None
         method = self.parser.get_method()
         ex.method = _METHODS.get(method) or method.decode()
-        ex.keep_alive = self.parser.should_keep_alive()
-        ex.http11 = self.parser.get_http_version() == "1.1"
+        ex.keep_alive = keep_alive = self.parser.should_keep_alive()
+        # The version matters only to keep a connection open: HTTP/1.1 (chunked answers), or
+        # HTTP/1.0 asking for it with a Connection header. Asked only then (it is a string).
+        ex.http11 = keep_alive and (not ex.connection_header
+                                    or self.parser.get_http_version() == "1.1")
         self.queue.append(ex)
 
     def on_body(self, body: bytes) -> None:

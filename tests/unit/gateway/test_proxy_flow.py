@@ -87,3 +87,27 @@ def test_pipelined_requests_are_answered_in_order(rig: Rig) -> None:
     assert rig.upstream_io.take().startswith(b"GET /b HTTP/1.1\r\n")
     rig.upstream.data_received(OK)
     assert rig.client_io.take().count(b"HTTP/1.1 200 OK\r\n") == 2
+
+
+UNFRAMED = b"HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\nconnection: close\r\n\r\nhello"
+
+
+@pytest.mark.parametrize(("request_line", "connection", "chunked"), [
+    (b"GET /p/echo/x HTTP/1.1", b"", True),
+    (b"GET /p/echo/x HTTP/1.1", b"connection: keep-alive\r\n", True),
+    (b"GET /p/echo/x HTTP/1.0", b"connection: keep-alive\r\n", False),
+    (b"GET /p/echo/x HTTP/1.0", b"", False),
+    (b"GET /p/echo/x HTTP/1.1", b"connection: close\r\n", False),
+])
+def test_an_unframed_answer_is_chunked_only_for_http11_keep_alive(
+        rig: Rig, request_line: bytes, connection: bytes, chunked: bool) -> None:
+    rig.client.data_received(request_line + b"\r\nhost: gw\r\n" + connection + b"\r\n")
+    rig.upstream.data_received(UNFRAMED)
+    rig.upstream.connection_lost(None)  # the replica's body ends with its connection
+    answer = rig.client_io.take()
+    if chunked:
+        assert b"transfer-encoding: chunked\r\n" in answer and b"connection: keep-alive" in answer
+        assert answer.endswith(b"5\r\nhello\r\n0\r\n\r\n") and not rig.client_io.closed
+    else:
+        assert b"transfer-encoding" not in answer and b"connection: close\r\n" in answer
+        assert answer.endswith(b"\r\n\r\nhello") and rig.client_io.closed
