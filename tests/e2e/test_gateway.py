@@ -61,7 +61,7 @@ def test_request_bodies_stream_through(api: Api, server: BerthServer) -> None:
     url = f"{server.gateway}/e2e/bodies/upload"
     big = "x" * (3 * 1024 * 1024)  # past the gateway's buffer: streamed, not held
     r = httpx.post(url, content=big.encode(), timeout=30)
-    assert r.status_code == 200 and r.json()["size"] == len(big)
+    assert r.status_code == 200 and r.json()["size"] == len(big), r.text
 
     def chunks() -> Iterator[bytes]:
         for i in range(50):
@@ -69,7 +69,8 @@ def test_request_bodies_stream_through(api: Api, server: BerthServer) -> None:
 
     r = httpx.post(url, content=chunks(), timeout=30)
     seen = r.json()
-    assert r.status_code == 200 and seen["headers"]["transfer-encoding"] == "chunked"
+    assert r.status_code == 200, r.text
+    assert seen["headers"]["transfer-encoding"] == "chunked"
     assert seen["body"] == "".join(f"part{i};" for i in range(50))
 
 

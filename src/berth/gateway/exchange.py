@@ -27,11 +27,10 @@ _AUTHORIZATION: Final = 2
 _API_KEY: Final = 3
 _REQUEST_ID: Final = 4
 _FORWARDED_FOR: Final = 5
-_TRANSFER_ENCODING: Final = 6
-_EXPECT: Final = 7
+_EXPECT: Final = 6
 _REQUEST_KIND: Final = {b"host": _HOST, b"authorization": _AUTHORIZATION, b"x-api-key": _API_KEY,
                         b"x-request-id": _REQUEST_ID, b"x-forwarded-for": _FORWARDED_FOR,
-                        b"transfer-encoding": _TRANSFER_ENCODING, b"expect": _EXPECT}
+                        b"expect": _EXPECT}
 
 
 class Exchange:
@@ -47,8 +46,9 @@ class Exchange:
     head = b""
     body_size = 0
     body_done = False
-    chunked_request = False
+    chunked_request = False  # set as its headers are parsed: body chunks may come first
     replayable = True
+    stale_retries = 0
     sent = False
     responded = False
     chunked_response = False
@@ -99,8 +99,6 @@ class Exchange:
                 self.request_id_given = True
             elif which == _FORWARDED_FOR:
                 forwarded = value
-            elif which == _TRANSFER_ENCODING:
-                self.chunked_request = b"chunked" in value.lower()
             else:
                 expect_continue = value.lower() == b"100-continue"
         if not self.request_id:
@@ -303,9 +301,13 @@ class Exchange:
         upstream, self.upstream = self.upstream, None
         if not self.responded:
             stale = upstream is not None and upstream.used > 1 and not upstream.received
-            if stale and self.replayable and self.body_done:
+            if (stale and self.replayable and self.body_done and self.backend is not None
+                    and self.stale_retries < MAX_TRIES):
+                # The replica had closed that idle connection (its keep-alive timeout, say):
+                # nothing is wrong with it. Same replica, same slot, a new connection.
+                self.stale_retries += 1
                 self.sent = False
-                self._retry("the replica closed a kept-alive connection")
+                self.task = self.gw.loop.create_task(self._connect(self.backend))
                 return
             self.reply_error(502, "upstream_closed", "the replica closed the connection "
                              "before answering" + (f": {exc}" if exc else ""))

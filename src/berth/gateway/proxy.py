@@ -98,10 +98,13 @@ class ClientConnection:
 
     def on_header(self, name: bytes, value: bytes) -> None:
         assert self.parsing is not None
+        ex = self.parsing
         low = lower(name)
         if low == b"connection":
-            self.parsing.connection_header = True
-        self.parsing.headers.append((low, value))
+            ex.connection_header = True
+        elif low == b"transfer-encoding":
+            ex.chunked_request = b"chunked" in value.lower()
+        ex.headers.append((low, value))
 
     def on_headers_complete(self) -> None:
         ex = self.parsing

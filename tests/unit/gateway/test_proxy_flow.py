@@ -21,6 +21,8 @@ OK = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 2\r\
 
 @dataclass
 class Rig:
+    gw: Gateway
+    loop: asyncio.AbstractEventLoop
     client: ClientConnection
     client_io: MemoryTransport
     upstream: UpstreamConnection
@@ -40,7 +42,7 @@ def rig() -> Iterator[Rig]:
     upstream = UpstreamConnection(gw.pool, ("127.0.0.1", 9000))
     upstream.connection_made(upstream_io)  # type: ignore[arg-type]
     gw.pool.give_back(upstream)
-    yield Rig(client, client_io, upstream, upstream_io)
+    yield Rig(gw, loop, client, client_io, upstream, upstream_io)
     asyncio.set_event_loop(None)
     loop.close()
 
@@ -111,3 +113,72 @@ def test_an_unframed_answer_is_chunked_only_for_http11_keep_alive(
     else:
         assert b"transfer-encoding" not in answer and b"connection: close\r\n" in answer
         assert answer.endswith(b"\r\n\r\nhello") and rig.client_io.closed
+
+
+def test_a_chunked_body_arriving_with_its_head_goes_up_framed(rig: Rig) -> None:
+    rig.client.data_received(b"POST /p/echo/up HTTP/1.1\r\nhost: gw\r\n"
+                             b"transfer-encoding: chunked\r\n\r\n5\r\npart0\r\n")
+    sent = rig.upstream_io.take()
+    assert b"\r\ntransfer-encoding: chunked\r\n" in sent
+    assert sent.endswith(b"\r\n\r\n5\r\npart0\r\n")
+    rig.client.data_received(b"5\r\npart1\r\n0\r\n\r\n")
+    assert rig.upstream_io.take() == b"5\r\npart1\r\n0\r\n\r\n"
+
+
+def test_a_stale_kept_alive_connection_is_replaced_on_the_same_replica() -> None:
+    """The pooled connection dies unanswered: the request goes again, on a new connection
+    (a real one, to a loopback server standing in for the replica)."""
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    received: list[bytes] = []
+    accepted: list[asyncio.BaseTransport] = []
+
+    class Replica(asyncio.Protocol):
+        def connection_made(self, transport: asyncio.BaseTransport) -> None:
+            self.transport = transport
+            accepted.append(transport)
+
+        def data_received(self, data: bytes) -> None:
+            received.append(data)
+            if data.endswith(b"{}"):
+                self.transport.write(OK)  # type: ignore[attr-defined]
+
+    async def scenario() -> bytes:
+        server = await loop.create_server(Replica, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        gw = Gateway(store=None)  # type: ignore[arg-type]
+        gw.pool.loop = loop
+        d = deployment(1)
+        row = replica(d, "a")
+        row.port = port
+        gw.table = build_table(1, [d], [row], [], None)
+        client_io, stale_io = MemoryTransport(), MemoryTransport()
+        client = ClientConnection(gw)
+        client.connection_made(client_io)  # type: ignore[arg-type]
+        stale = UpstreamConnection(gw.pool, ("127.0.0.1", port))
+        stale.connection_made(stale_io)  # type: ignore[arg-type]
+        stale.used = 1  # it carried a request before, and was idle since
+        gw.pool.give_back(stale)
+        client.data_received(b"POST /p/echo/x HTTP/1.1\r\nhost: gw\r\n"
+                             b"content-length: 2\r\n\r\n{}")
+        await asyncio.sleep(0)  # the write goes out at the end of the turn
+        assert stale_io.take().endswith(b"{}")
+        stale.connection_lost(None)  # closed by the replica: not a byte came back
+        for _ in range(200):
+            if client_io.data:
+                break
+            await asyncio.sleep(0.01)
+        gw.pool.close_all()
+        for transport in accepted:
+            transport.close()
+        server.close()
+        await server.wait_closed()
+        return client_io.take()
+
+    try:
+        answer = loop.run_until_complete(scenario())
+    finally:
+        asyncio.set_event_loop(None)
+        loop.close()
+    assert b"".join(received).startswith(b"POST /x HTTP/1.1\r\n")
+    assert answer.startswith(b"HTTP/1.1 200 OK\r\n") and answer.endswith(b"{}")
