@@ -21,17 +21,19 @@ BUFFER_LIMIT: Final = 1024 * 1024  # buffered request body before the client is 
 MAX_TRIES: Final = 3
 CONTINUE: Final = b"HTTP/1.1 100 Continue\r\n\r\n"
 
-# The request headers begin() reads, by lowercased name.
+# The request headers the gateway acts on (add_header), by lowercased name.
 _HOST: Final = 1
 _AUTHORIZATION: Final = 2
 _API_KEY: Final = 3
 _REQUEST_ID: Final = 4
 _FORWARDED_FOR: Final = 5
-_EXPECT: Final = 6
+_CONNECTION: Final = 6
+_TRANSFER_ENCODING: Final = 7
+_EXPECT: Final = 8
 _REQUEST_KIND: Final = {b"host": _HOST, b"authorization": _AUTHORIZATION, b"x-api-key": _API_KEY,
                         b"x-request-id": _REQUEST_ID, b"x-forwarded-for": _FORWARDED_FOR,
+                        b"connection": _CONNECTION, b"transfer-encoding": _TRANSFER_ENCODING,
                         b"expect": _EXPECT}
-
 
 class Exchange:
     # Defaults live on the class: a request only pays for what it changes.
@@ -56,6 +58,11 @@ class Exchange:
     status = 0
     ttfb: float | None = None
     request_id = b""
+    host = b""  # the request headers the gateway acts on (add_header)
+    auth = b""
+    api_key = b""
+    forwarded = b""
+    expect_continue = False
     request_id_given = False  # the client sent it (so it is quoted with care in the log)
     path = b""  # the URL without its query
     key_log = "null"  # the API key's name as JSON, for the access log
@@ -77,30 +84,36 @@ class Exchange:
 
     # -- request --------------------------------------------------------------------------
 
+    def add_header(self, name: bytes, value: bytes) -> None:
+        """One request header as parsed, its name lowercased: kept, and read if it is one
+        the gateway acts on (before the body: chunked framing applies to the first chunk)."""
+        self.headers.append((name, value))
+        which = _REQUEST_KIND.get(name, 0)
+        if not which:
+            return
+        if which == _HOST:
+            self.host = value
+        elif which == _AUTHORIZATION:
+            self.auth = value
+        elif which == _API_KEY:
+            self.api_key = value
+        elif which == _REQUEST_ID:
+            self.request_id = value[:200]
+            self.request_id_given = True
+        elif which == _FORWARDED_FOR:
+            self.forwarded = value
+        elif which == _CONNECTION:
+            self.connection_header = True
+        elif which == _TRANSFER_ENCODING:
+            self.chunked_request = b"chunked" in value.lower()
+        else:
+            self.expect_continue = value.lower() == b"100-continue"
+
     def begin(self) -> None:
         if self.began:
             return
         self.began = True
         self.started = monotonic()
-        host = auth = api_key = forwarded = b""
-        expect_continue = False
-        for name, value in self.headers:
-            which = _REQUEST_KIND.get(name, 0)  # names come lowercased (proxy.on_header)
-            if not which:
-                continue
-            if which == _HOST:
-                host = value
-            elif which == _AUTHORIZATION:
-                auth = value
-            elif which == _API_KEY:
-                api_key = value
-            elif which == _REQUEST_ID:
-                self.request_id = value[:200]
-                self.request_id_given = True
-            elif which == _FORWARDED_FOR:
-                forwarded = value
-            else:
-                expect_continue = value.lower() == b"100-continue"
         if not self.request_id:
             self.request_id = self.gw.new_request_id()
         path, _, query = self.url.partition(b"?")
@@ -109,27 +122,26 @@ class Exchange:
         if local is not None:
             self._reply_raw(local)
             return
-        found = self.gw.resolve(host, path)
+        found = self.gw.resolve(self.host, path)
         if found is None:
             self.reply_error(404, "not_found", "no deployment at this address")
             return
         route, rest = found
         self.route = route
-        refusal = self.gw.authorize(route, auth, api_key, self)
+        refusal = self.gw.authorize(route, self.auth, self.api_key, self)
         if refusal is not None:
             status, code, message = refusal
             self.reply_error(status, code, message,
                              {"www-authenticate": "Bearer"} if status == 401 else None)
             return
         self.head = upstream_head(
-            self.method, rest + (b"?" + query if query else b""), self.headers, host=host,
-            forwarded=forwarded, client=self.conn.client_ip_bytes, request_id=self.request_id,
+            self.method, rest + (b"?" + query if query else b""), self.headers, host=self.host,
+            forwarded=self.forwarded, client=self.conn.client_ip_bytes, request_id=self.request_id,
             chunked=self.chunked_request, strip_auth=route.needs_key)
-        if expect_continue and not self.body_done:
+        if self.expect_continue and not self.body_done:
             self.conn.write(CONTINUE)  # the gateway reads the body; the replica never sees Expect
         self.total_at = self.due = self.started + route.total
         self.idle_gap = route.idle
-        self.gw.timed.add(self)
         backend = route.balancer.try_acquire()
         if backend is not None:
             self._dispatch(backend)
@@ -408,7 +420,6 @@ class Exchange:
         self.done = True
         if status is not None:
             self.status = status
-        self.gw.timed.discard(self)
         backend = self.backend
         self._release()
         task = self.task

@@ -98,13 +98,7 @@ class ClientConnection:
 
     def on_header(self, name: bytes, value: bytes) -> None:
         assert self.parsing is not None
-        ex = self.parsing
-        low = lower(name)
-        if low == b"connection":
-            ex.connection_header = True
-        elif low == b"transfer-encoding":
-            ex.chunked_request = b"chunked" in value.lower()
-        ex.headers.append((low, value))
+        self.parsing.add_header(lower(name), value)
 
     def on_headers_complete(self) -> None:
         ex = self.parsing

@@ -53,7 +53,6 @@ class Gateway:
         self.pool = UpstreamPool()
         self.metrics = GatewayMetrics()
         self.connections: set[ClientConnection] = set()
-        self.timed: set[Exchange] = set()  # requests whose timeouts the sweep watches
         self.activating: dict[str, float] = {}  # deployment id -> when its wake-up was sent
         self._last_id = 0
         self._id_prefix = os.urandom(4).hex().encode()
@@ -178,7 +177,10 @@ class Gateway:
         while True:
             await asyncio.sleep(SWEEP_SECONDS)
             now = monotonic()
-            for ex in [ex for ex in self.timed if ex.due <= now]:
+            # Every request is in its connection's queue until it finishes: no registration
+            # per request, one pass over the connections here.
+            due = [ex for conn in self.connections for ex in conn.queue if ex.due <= now]
+            for ex in due:
                 ex.expire(now)
 
     def activate(self, route: Route) -> None:
