@@ -262,7 +262,7 @@ class Exchange:
         if self.body_done:
             self._await_first_byte()
 
-    # -- response (ResponseSink) --------------------------------------------------------------
+    # -- response (called by the UpstreamConnection) ------------------------------------------
 
     def hold_writes(self) -> None:
         self.conn.hold_writes()

@@ -4,23 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from typing import Protocol, cast
+from typing import TYPE_CHECKING, cast
 
 import httptools
 
-
-class ResponseSink(Protocol):
-    """Who receives one upstream response (the proxy's exchange)."""
-
-    def hold_writes(self) -> None: ...
-    def flush_writes(self) -> None: ...
-    def on_response_head(self, status: int, headers: list[tuple[bytes, bytes]],
-                         keep_alive: bool) -> None: ...
-    def on_response_body(self, chunk: bytes) -> None: ...
-    def on_response_complete(self) -> None: ...
-    def on_upstream_lost(self, exc: Exception | None) -> None: ...
-    def pause_client_reading(self) -> None: ...
-    def resume_client_reading(self) -> None: ...
+if TYPE_CHECKING:
+    # The exchange receives the response. Typed as the concrete class, not a Protocol: the
+    # compiled build then calls its methods directly instead of looking them up by name.
+    from berth.gateway.exchange import Exchange
 
 
 class UpstreamConnection:
@@ -31,11 +22,12 @@ class UpstreamConnection:
         self.key = key
         self.transport: asyncio.Transport | None = None
         self.parser = httptools.HttpResponseParser(self)
-        self.sink: ResponseSink | None = None
+        self.sink: Exchange | None = None
         self.headers: list[tuple[bytes, bytes]] = []
         self.closed = False
         self.used = 0  # requests sent on this connection
         self.received = False  # any byte of the current response arrived
+        self.keep_alive = False  # the current response lets the connection be reused
 
     # -- asyncio.Protocol ---------------------------------------------------------------
 
@@ -81,9 +73,9 @@ class UpstreamConnection:
 
     def on_headers_complete(self) -> None:
         headers, self.headers = self.headers, []
+        self.keep_alive = self.parser.should_keep_alive()  # known once the head is read
         if self.sink is not None:
-            self.sink.on_response_head(self.parser.get_status_code(), headers,
-                                       self.parser.should_keep_alive())
+            self.sink.on_response_head(self.parser.get_status_code(), headers, self.keep_alive)
 
     def on_body(self, body: bytes) -> None:
         if self.sink is not None:
@@ -93,7 +85,7 @@ class UpstreamConnection:
         sink, self.sink = self.sink, None
         # Back to the pool first: the client's next pipelined request, begun as this one
         # completes, can go out on this connection.
-        if self.parser.should_keep_alive() and not self.closed:
+        if self.keep_alive and not self.closed:
             self.pool.give_back(self)
         else:
             self.close()
@@ -102,7 +94,7 @@ class UpstreamConnection:
 
     # -- use ------------------------------------------------------------------------------
 
-    def send(self, sink: ResponseSink, data: bytes) -> None:
+    def send(self, sink: Exchange, data: bytes) -> None:
         assert self.transport is not None
         self.sink = sink
         self.used += 1
