@@ -1,7 +1,7 @@
 """Builds the gateway's per-request path as C extensions with mypyc, when it can.
 
 The modules stay plain, typed Python (the same files run uncompiled). Compiled, each request
-costs about 40 % less CPU (`python bench/gateway_hotpath.py`). Without a C compiler, or with
+costs less than half the CPU (`python bench/gateway_hotpath.py`). Without a C compiler, or with
 BERTH_PURE_PYTHON=1 set at install time, Berth installs as pure Python and runs the same.
 """
 
