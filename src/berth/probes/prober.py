@@ -13,6 +13,8 @@ from berth.domain.spec import Probes
 from berth.probes.checks import ProbeTarget, run_check
 from berth.probes.tracker import ProbeKind, ProbeTracker, ProbeVerdict, verdict
 
+PORT_POLL_SECONDS = 0.02
+
 
 class ReplicaProber:
     def __init__(
@@ -40,6 +42,7 @@ class ReplicaProber:
         if ready and self.readiness is not None:
             self.readiness.passing = True
         self._task: asyncio.Task[None] | None = None
+        self._port_opened = False  # the replica's port accepted a connection at least once
 
     def verdict(self) -> ProbeVerdict:
         return verdict(self.startup, self.readiness, self.liveness)
@@ -66,18 +69,58 @@ class ReplicaProber:
                 continue
             now = self.clock()
             due = [t for t in active if t.due(now)]
+            wait = min(max(min(t.next_due() for t in active) - now, 0.01), 1.0)
+            if not due and self._starting():
+                if not await self._port_opens_within(wait):  # waited: the check is due now
+                    continue
+                assert self.startup is not None
+                due = [self.startup]  # it just opened: check now, not a period later
             if due:
-                results = await asyncio.gather(
-                    *(run_check(t.probe, self.target, self.http) for t in due))
-                finished = self.clock()
-                before = self.verdict()
-                for tracker, (ok, message) in zip(due, results, strict=True):
-                    tracker.record(ok, message, finished)
-                if self.on_change is not None and _flags(self.verdict()) != _flags(before):
-                    self.on_change()
+                await self._check(due)
                 continue
-            wait = min(t.next_due() for t in active) - now
-            await asyncio.sleep(min(max(wait, 0.01), 1.0))
+            await asyncio.sleep(wait)
+
+    async def _check(self, due: list[ProbeTracker]) -> None:
+        results = await asyncio.gather(*(run_check(t.probe, self.target, self.http) for t in due))
+        finished = self.clock()
+        before = self.verdict()
+        for tracker, (ok, message) in zip(due, results, strict=True):
+            tracker.record(ok, message, finished)
+        if self.on_change is not None and _flags(self.verdict()) != _flags(before):
+            self.on_change()
+
+    def _starting(self) -> bool:
+        """Waiting for a start whose port has never accepted: worth watching the port (when
+        the startup probe looks at the replica's own port)."""
+        startup = self.startup
+        if startup is None or startup.passing or startup.failed or self._port_opened:
+            return False
+        probe = startup.probe
+        action = probe.http_get or probe.tcp_socket
+        return action is not None and self.target.map_port(action.port) == self.target.port
+
+    async def _port_opens_within(self, seconds: float) -> bool:
+        """A plain TCP connect every 20 ms until the replica's port accepts (True) or
+        `seconds` pass. A refused connect costs next to nothing, unlike a probe, so a cold
+        start is checked as soon as the server listens instead of up to a period later;
+        once the port has opened, probes keep their own schedule."""
+        loop = asyncio.get_running_loop()
+        end = loop.time() + seconds
+        while True:
+            try:
+                _reader, writer = await asyncio.wait_for(
+                    asyncio.open_connection(self.target.host, self.target.port), 1.0)
+            except (OSError, TimeoutError):
+                left = end - loop.time()
+                if left <= 0:
+                    return False
+                await asyncio.sleep(min(PORT_POLL_SECONDS, left))
+                continue
+            writer.close()
+            with contextlib.suppress(OSError):
+                await writer.wait_closed()
+            self._port_opened = True
+            return True
 
 
 def _flags(v: ProbeVerdict) -> tuple[bool, bool, bool, bool]:
