@@ -13,7 +13,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from sqlalchemy.exc import IntegrityError
@@ -23,7 +23,7 @@ from berth.domain.records import RegistryCredential, Secret
 from berth.domain.validation import violations_from
 from berth.services.deployments import check_project
 from berth.services.vault import Vault
-from berth.store.engine import Store
+from berth.store.engine import Store, Tx
 
 NAME_RE = re.compile(r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?$")
 NAME_RULE = ("must be lowercase letters, digits and '-', starting and ending with a letter "
@@ -32,6 +32,7 @@ REGISTRY_RE = re.compile(
     r"^(https?://)?[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?(:[0-9]{1,5})?(/[^\s/][^\s]*)?/?$")
 MASK = "********"  # what answers show in place of a secret value
 M = TypeVar("M", bound=BaseModel)
+R = TypeVar("R", RegistryCredential, Secret)
 
 
 @dataclass(frozen=True)
@@ -144,6 +145,27 @@ def _secret_purpose(project: str, name: str) -> str:
     return f"secret:{project}/{name}"
 
 
+class _NamedRepo(Protocol[R]):
+    """What the store offers for each kind of named, project-scoped record."""
+
+    def insert(self, record: R, /) -> None: ...
+    def update(self, record: R, /) -> bool: ...
+    def get(self, project: str, name: str) -> R | None: ...
+    def of_project(self, project: str) -> builtins.list[R]: ...
+    def delete(self, project: str, name: str) -> bool: ...
+
+
+@dataclass(frozen=True)
+class _Kind(Generic[R]):
+    what: str  # as errors name it
+    repo: Callable[[Tx], _NamedRepo[R]]
+
+
+REGISTRIES: _Kind[RegistryCredential] = _Kind("registry credential",
+                                               lambda tx: tx.registry_credentials)
+SECRETS: _Kind[Secret] = _Kind("secret", lambda tx: tx.secrets)
+
+
 class CredentialService:
     def __init__(self, store: Store, vault: Vault, clock: Callable[[], datetime]) -> None:
         self.store = store
@@ -157,32 +179,17 @@ class CredentialService:
         req = _parse(RegistryCredentialRequest, data, "registry credential", create=True)
         assert req.name is not None
         now = self.clock()
-        cred = RegistryCredential(
+        return self._insert(REGISTRIES, RegistryCredential(
             id=str(uuid.uuid4()), project=project, name=req.name,
             registry_url=req.registry_url, username=req.username,
             sealed_password=self.vault.seal(_registry_purpose(project, req.name), req.password),
-            created_at=now, updated_at=now)
-        try:
-            with self.store.write(notify=False) as tx:
-                if tx.registry_credentials.get(project, req.name) is not None:
-                    raise _exists("registry credential", project, req.name)
-                tx.registry_credentials.insert(cred)
-        except IntegrityError:  # a concurrent create of the same name won the race
-            raise _exists("registry credential", project, req.name) from None
-        return cred
+            created_at=now, updated_at=now))
 
     def list_registries(self, project: str) -> builtins.list[RegistryCredential]:
-        check_project(project)
-        with self.store.read() as tx:
-            return tx.registry_credentials.of_project(project)
+        return self._list(REGISTRIES, project)
 
     def get_registry(self, project: str, name: str) -> RegistryCredential:
-        check_project(project)
-        with self.store.read() as tx:
-            found = tx.registry_credentials.get(project, name)
-        if found is None:
-            raise _missing("registry credential", project, name)
-        return found
+        return self._get(REGISTRIES, project, name)
 
     def replace_registry(self, project: str, name: str, data: Any) -> RegistryCredential:
         """Replace the URL, username and password (all required) of existing credentials."""
@@ -190,22 +197,13 @@ class CredentialService:
         req = _parse(RegistryCredentialRequest, data, "registry credential", create=False)
         _no_rename(req.name, name)
         sealed = self.vault.seal(_registry_purpose(project, name), req.password)
-        with self.store.write(notify=False) as tx:
-            current = tx.registry_credentials.get(project, name)
-            if current is None:
-                raise _missing("registry credential", project, name)
-            cred = RegistryCredential(
-                id=current.id, project=project, name=name, registry_url=req.registry_url,
-                username=req.username, sealed_password=sealed, created_at=current.created_at,
-                updated_at=self.clock())
-            tx.registry_credentials.update(cred)
-        return cred
+        return self._replace(REGISTRIES, project, name, lambda current: RegistryCredential(
+            id=current.id, project=project, name=name, registry_url=req.registry_url,
+            username=req.username, sealed_password=sealed, created_at=current.created_at,
+            updated_at=self.clock()))
 
     def delete_registry(self, project: str, name: str) -> None:
-        check_project(project)
-        with self.store.write(notify=False) as tx:
-            if not tx.registry_credentials.delete(project, name):
-                raise _missing("registry credential", project, name)
+        self._delete(REGISTRIES, project, name)
 
     def require_registry(self, project: str, name: str,
                          field: str = "credentials_name") -> None:
@@ -229,48 +227,25 @@ class CredentialService:
         req = _parse(SecretRequest, data, "secret", create=True)
         assert req.name is not None
         now = self.clock()
-        secret = self._secret(project, req.name, req, str(uuid.uuid4()), now, now)
-        try:
-            with self.store.write(notify=False) as tx:
-                if tx.secrets.get(project, req.name) is not None:
-                    raise _exists("secret", project, req.name)
-                tx.secrets.insert(secret)
-        except IntegrityError:
-            raise _exists("secret", project, req.name) from None
-        return secret
+        return self._insert(SECRETS, self._secret(project, req.name, req, str(uuid.uuid4()),
+                                                  now, now))
 
     def list_secrets(self, project: str) -> builtins.list[Secret]:
-        check_project(project)
-        with self.store.read() as tx:
-            return tx.secrets.of_project(project)
+        return self._list(SECRETS, project)
 
     def get_secret(self, project: str, name: str) -> Secret:
-        check_project(project)
-        with self.store.read() as tx:
-            found = tx.secrets.get(project, name)
-        if found is None:
-            raise _missing("secret", project, name)
-        return found
+        return self._get(SECRETS, project, name)
 
     def replace_secret(self, project: str, name: str, data: Any) -> Secret:
         """Replace the type and the whole data of an existing secret."""
         check_project(project)
         req = _parse(SecretRequest, data, "secret", create=False)
         _no_rename(req.name, name)
-        with self.store.write(notify=False) as tx:
-            current = tx.secrets.get(project, name)
-            if current is None:
-                raise _missing("secret", project, name)
-            secret = self._secret(project, name, req, current.id, current.created_at,
-                                  self.clock())
-            tx.secrets.update(secret)
-        return secret
+        return self._replace(SECRETS, project, name, lambda current: self._secret(
+            project, name, req, current.id, current.created_at, self.clock()))
 
     def delete_secret(self, project: str, name: str) -> None:
-        check_project(project)
-        with self.store.write(notify=False) as tx:
-            if not tx.secrets.delete(project, name):
-                raise _missing("secret", project, name)
+        self._delete(SECRETS, project, name)
 
     def reveal_secret(self, project: str, name: str) -> dict[str, str]:
         """The opened data, for the part that uses it; never for an answer."""
@@ -284,6 +259,48 @@ class CredentialService:
                       public={k: req.data[k] for k in kind.shown},
                       sealed_data=self.vault.seal(_secret_purpose(project, name), req.data),
                       created_at=created_at, updated_at=now)
+
+    # One set of operations for both kinds of named record
+
+    def _insert(self, kind: _Kind[R], record: R) -> R:
+        try:
+            with self.store.write(notify=False) as tx:
+                if kind.repo(tx).get(record.project, record.name) is not None:
+                    raise _exists(kind.what, record.project, record.name)
+                kind.repo(tx).insert(record)
+        except IntegrityError:  # a concurrent create of the same name won the race
+            raise _exists(kind.what, record.project, record.name) from None
+        return record
+
+    def _list(self, kind: _Kind[R], project: str) -> builtins.list[R]:
+        check_project(project)
+        with self.store.read() as tx:
+            return kind.repo(tx).of_project(project)
+
+    def _get(self, kind: _Kind[R], project: str, name: str) -> R:
+        check_project(project)
+        with self.store.read() as tx:
+            found = kind.repo(tx).get(project, name)
+        if found is None:
+            raise _missing(kind.what, project, name)
+        return found
+
+    def _replace(self, kind: _Kind[R], project: str, name: str,
+                 build: Callable[[R], R]) -> R:
+        """The record `build` makes from the current one, written in its place."""
+        with self.store.write(notify=False) as tx:
+            current = kind.repo(tx).get(project, name)
+            if current is None:
+                raise _missing(kind.what, project, name)
+            record = build(current)
+            kind.repo(tx).update(record)
+        return record
+
+    def _delete(self, kind: _Kind[R], project: str, name: str) -> None:
+        check_project(project)
+        with self.store.write(notify=False) as tx:
+            if not kind.repo(tx).delete(project, name):
+                raise _missing(kind.what, project, name)
 
 
 def _no_rename(given: str | None, name: str) -> None:
