@@ -7,17 +7,26 @@ BERTH_PURE_PYTHON=1 set at install time, Berth installs as pure Python and runs 
 
 from __future__ import annotations
 
+import ast
 import os
 import sys
+from pathlib import Path
 from typing import Any
 
 from setuptools import setup
 
-# The per-request path; berth/gateway/__init__.py lists the same modules (COMPILED). Not
-# metrics.py: it subclasses prometheus-client's Collector, which the build environment does
-# not have (so mypyc would compile a subclass of an unknown class), and it runs per scrape.
-COMPILED = ["accesslog", "balancer", "exchange", "http", "proxy", "service", "stats", "table",
-            "upstream"]
+GATEWAY = Path("src/berth/gateway")
+
+
+def compiled_modules() -> list[str]:
+    """berth/gateway/__init__.py's COMPILED, read as text: the build environment does not
+    have Berth's dependencies, so the package cannot be imported here."""
+    tree = ast.parse((GATEWAY / "__init__.py").read_text(encoding="utf-8"))
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and any(
+                isinstance(t, ast.Name) and t.id == "COMPILED" for t in node.targets):
+            return list(ast.literal_eval(node.value))
+    raise RuntimeError("berth/gateway/__init__.py has no COMPILED")
 
 
 def gateway_extensions() -> list[Any]:
@@ -31,7 +40,7 @@ def gateway_extensions() -> list[Any]:
     # Type checking is CI's `mypy --strict src`; here mypy only gives mypyc the types, so the
     # project's config (and its pydantic plugin, absent from the build environment) is left out.
     options = ["--config-file=", "--ignore-missing-imports", "--follow-imports=silent"]
-    paths = [f"src/berth/gateway/{name}.py" for name in COMPILED]
+    paths = [str(GATEWAY / f"{name}.py") for name in compiled_modules()]
     try:
         extensions = mypycify([*options, *paths], opt_level="3", debug_level="0",
                               group_name="berth_gateway")

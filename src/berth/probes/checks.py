@@ -33,10 +33,7 @@ async def run_check(probe: Probe, target: ProbeTarget, http: httpx.AsyncClient) 
             return ok, f"GET {action.path} -> {response.status_code}"
         if probe.tcp_socket is not None:
             port = target.map_port(probe.tcp_socket.port)
-            _reader, writer = await asyncio.wait_for(
-                asyncio.open_connection(target.host, port), timeout)
-            writer.close()
-            await writer.wait_closed()
+            await tcp_connect(target.host, port, timeout)
             return True, f"tcp {port} open"
         if probe.exec is not None:
             return await _exec(probe.exec.command, target.env, timeout)
@@ -45,6 +42,13 @@ async def run_check(probe: Probe, target: ProbeTarget, http: httpx.AsyncClient) 
     except TimeoutError:
         return False, f"timed out after {timeout}s"
     return False, "probe has no action"
+
+
+async def tcp_connect(host: str, port: int, limit_s: float) -> None:
+    """Open and close a TCP connection; OSError or TimeoutError when it cannot be made."""
+    _reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), limit_s)
+    writer.close()
+    await writer.wait_closed()
 
 
 async def _exec(command: list[str], env: dict[str, str], limit_s: float) -> tuple[bool, str]:

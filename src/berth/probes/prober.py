@@ -10,7 +10,7 @@ from collections.abc import Callable
 import httpx
 
 from berth.domain.spec import Probes
-from berth.probes.checks import ProbeTarget, run_check
+from berth.probes.checks import ProbeTarget, run_check, tcp_connect
 from berth.probes.tracker import ProbeKind, ProbeTracker, ProbeVerdict, verdict
 
 PORT_POLL_SECONDS = 0.02
@@ -108,17 +108,13 @@ class ReplicaProber:
         end = loop.time() + seconds
         while True:
             try:
-                _reader, writer = await asyncio.wait_for(
-                    asyncio.open_connection(self.target.host, self.target.port), 1.0)
+                await tcp_connect(self.target.host, self.target.port, 1.0)
             except (OSError, TimeoutError):
                 left = end - loop.time()
                 if left <= 0:
                     return False
                 await asyncio.sleep(min(PORT_POLL_SECONDS, left))
                 continue
-            writer.close()
-            with contextlib.suppress(OSError):
-                await writer.wait_closed()
             self._port_opened = True
             return True
 
