@@ -33,7 +33,7 @@ log = logging.getLogger("berth.gateway")
 SWEEP_SECONDS: Final = 0.05
 NO_ROUTE: Final = '"project":null,"deployment":null'
 MAX_CACHED_SECRETS: Final = 4096
-MAX_CACHED_PATHS: Final = 4096
+MAX_CACHED_ROUTES: Final = 4096
 
 
 class Gateway:
@@ -245,7 +245,7 @@ class Gateway:
         if route is None:
             return None
         found = route, b"/" + parts[3] if len(parts) == 4 else b"/"
-        if len(table.by_path) < MAX_CACHED_PATHS:
+        if len(table.by_path) < MAX_CACHED_ROUTES:
             table.by_path[path] = found
         return found
 
