@@ -11,6 +11,7 @@ from berth import __version__
 from berth.api.auth import require_token
 from berth.api.dialects import load_dialects
 from berth.api.errors import install_error_handlers
+from berth.api.relay import GatewayRelay
 from berth.api.v1 import api_keys as api_keys_routes
 from berth.api.v1 import credentials as credentials_routes
 from berth.api.v1 import deployments, platform
@@ -41,6 +42,7 @@ def create_app(
     app.state.api_keys = api_keys
     app.state.credentials = credentials
     app.state.address = address
+    app.state.relay = GatewayRelay()
     install_error_handlers(app)
     auth = [Depends(require_token)]
     app.include_router(deployments.router, dependencies=auth)

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from typing import cast
 
+import httpx
 from fastapi import Request
 
+from berth.api.relay import GatewayRelay
 from berth.domain.platform import PlatformFacts
 from berth.runtime.base import Runtime
 from berth.services.api_keys import ApiKeyService
@@ -46,3 +48,8 @@ def facts(request: Request) -> PlatformFacts:
 def address(request: Request, project: str, name: str) -> str | None:
     """The gateway address of a deployment."""
     return cast("str | None", request.app.state.address(project, name))
+
+
+def relay(request: Request) -> httpx.AsyncClient:
+    """The pooled client that relays inference to the gateway (see berth.api.relay)."""
+    return cast(GatewayRelay, request.app.state.relay).client()

@@ -44,6 +44,7 @@ from berth.api.dialects.foundry.shapes import (
     translate,
     version_not_found,
 )
+from berth.api.relay import timeout as relay_timeout
 from berth.api.v1.deployments import JsonBody
 from berth.domain.errors import BerthError, Forbidden, NotFound, SpecInvalid
 from berth.domain.records import Deployment
@@ -260,10 +261,10 @@ async def transform_json(rid: str, request: Request, body: JsonBody) -> dict[str
     if d.status == DeploymentStatus.DISABLED or not address:
         raise FoundryError("InferenceFailure", "INVALID_ARGUMENT", "the deployment is disabled",
                            liveDeploymentRid=rid, errorMessage="the deployment is disabled")
-    timeout = d.spec.timeouts.total
     try:
-        async with httpx.AsyncClient(timeout=min(timeout, 300)) as http:
-            answer = await http.post(address + d.spec.routes.predict, json=body["input"])
+        answer = await state.relay(request).post(
+            address + d.spec.routes.predict, json=body["input"],
+            timeout=relay_timeout(min(d.spec.timeouts.total, 300)))
     except httpx.TimeoutException:
         raise FoundryError("InferenceTimeout", "TIMEOUT", "the deployment took too long",
                            liveDeploymentRid=rid) from None

@@ -16,8 +16,10 @@ from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, StreamingResponse
 
+from berth.api import state
 from berth.api.dialects.scale import sse
 from berth.api.dialects.scale.access import Upstream, target
+from berth.api.relay import timeout
 from berth.api.v1.deployments import JsonBody
 from berth.domain.errors import SpecInvalid, Violation
 
@@ -35,15 +37,10 @@ def _failed(status: int, text: str) -> Upstream:
     return err
 
 
-def _timeout(seconds: float) -> httpx.Timeout:
-    return httpx.Timeout(seconds, connect=min(seconds, 30.0))
-
-
-async def _call(url: str, body: Any, seconds: float) -> Any:
+async def _call(client: httpx.AsyncClient, url: str, body: Any, seconds: float) -> Any:
     """One JSON answer from the model."""
     try:
-        async with httpx.AsyncClient(timeout=_timeout(seconds)) as client:
-            answer = await client.post(url, json=body)
+        answer = await client.post(url, json=body, timeout=timeout(seconds, connect=30.0))
     except httpx.HTTPError as exc:
         raise Upstream(f"the model did not answer: {exc!r}") from None
     if answer.status_code >= 400:
@@ -54,20 +51,19 @@ async def _call(url: str, body: Any, seconds: float) -> Any:
         return answer.text
 
 
-async def _relay(url: str, body: Any, seconds: float, reshape: sse.Reshape) -> StreamingResponse:
+async def _relay(client: httpx.AsyncClient, url: str, body: Any, seconds: float,
+                 reshape: sse.Reshape) -> StreamingResponse:
     """The model's event stream, each event reshaped for the client as it arrives. Errors
     before the first byte are Scale errors; later ones end the stream with an error event."""
-    client = httpx.AsyncClient(timeout=_timeout(seconds))
     try:
         upstream = await client.send(client.build_request(
-            "POST", url, json=body, headers={"accept": "text/event-stream"}), stream=True)
+            "POST", url, json=body, headers={"accept": "text/event-stream"},
+            timeout=timeout(seconds, connect=30.0)), stream=True)
     except httpx.HTTPError as exc:
-        await client.aclose()
         raise Upstream(f"the model did not answer: {exc!r}") from None
     if upstream.status_code >= 400:
         text = (await upstream.aread()).decode("utf-8", errors="replace")
         await upstream.aclose()
-        await client.aclose()
         raise _failed(upstream.status_code, text)
     streamed = "text/event-stream" in upstream.headers.get("content-type", "")
 
@@ -90,8 +86,7 @@ async def _relay(url: str, body: Any, seconds: float, reshape: sse.Reshape) -> S
             yield sse.error_event(f"the model's stream broke off: {exc!r}")
         finally:
             with anyio.CancelScope(shield=True):  # also when the client went away
-                await upstream.aclose()
-                await client.aclose()
+                await upstream.aclose()  # gives the connection back to the relay's pool
 
     return StreamingResponse(events(), media_type="text/event-stream", headers=STREAM_HEADERS)
 
@@ -111,11 +106,11 @@ async def inference(request: Request, body: JsonBody) -> dict[str, Any] | Stream
     if not isinstance(args, dict):
         raise SpecInvalid([Violation("args", "type", "args must be a JSON object")])
     config = body.get("inference_configuration") or {}
-    seconds = config.get("timeout_seconds") if isinstance(config, dict) else None
-    if seconds is not None and (not isinstance(seconds, int | float) or seconds <= 0):
+    asked = config.get("timeout_seconds") if isinstance(config, dict) else None
+    if asked is not None and (not isinstance(asked, int | float) or asked <= 0):
         raise SpecInvalid([Violation("inference_configuration.timeout_seconds", "gt",
                                      "timeout_seconds must be a positive number")])
-    timeout = float(seconds or DEFAULT_TIMEOUT)
+    seconds = float(asked or DEFAULT_TIMEOUT)
     d, address, _ = await run_in_threadpool(target, request, body.get("model"))
     if body.get("stream") is True or args.get("stream") is True:
         route = d.spec.routes.streaming_predict
@@ -123,8 +118,10 @@ async def inference(request: Request, body: JsonBody) -> dict[str, Any] | Stream
             raise SpecInvalid([Violation("stream", "not_streaming", (
                 f"model {body['model']!r} has no streaming_predict_route: set "
                 "vendor_configuration.model_image.streaming_predict_route"))])
-        return await _relay(address + route, args, timeout, sse.inference_chunk)
-    response = await _call(address + d.spec.routes.predict, args, timeout)
+        return await _relay(state.relay(request), address + route, args, seconds,
+                            sse.inference_chunk)
+    response = await _call(state.relay(request), address + d.spec.routes.predict, args,
+                           seconds)
     return {"response": response, "object": "generic_inference"}
 
 
@@ -133,10 +130,11 @@ async def _openai(request: Request, body: Any, kind: str) -> JSONResponse | Stre
     d, address, name = await run_in_threadpool(target, request, body.get("model"))
     forward = body | {"model": name}  # the model is served under its Scale name
     url = address + OPENAI_ROUTES[kind]
-    timeout = max(d.spec.timeouts.first_byte, d.spec.timeouts.idle)
+    seconds = max(d.spec.timeouts.first_byte, d.spec.timeouts.idle)
+    client = state.relay(request)
     if body.get("stream") is True:
-        return await _relay(url, forward, timeout, sse.passthrough)
-    return JSONResponse(await _call(url, forward, timeout))
+        return await _relay(client, url, forward, seconds, sse.passthrough)
+    return JSONResponse(await _call(client, url, forward, seconds))
 
 
 @router.post("/chat/completions", response_model=None)

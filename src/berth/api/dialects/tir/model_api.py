@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
+import anyio
 import httpx
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
@@ -27,6 +28,7 @@ from fastapi.responses import StreamingResponse
 from berth.api import state
 from berth.api.auth import check_scope, token_from
 from berth.api.dialects.tir.shapes import DIALECT, KIND
+from berth.api.relay import timeout as relay_timeout
 from berth.domain.errors import BerthError, NotFound
 from berth.domain.records import Deployment
 from berth.domain.status import DeploymentStatus
@@ -102,31 +104,31 @@ async def relay(request: Request, d: Deployment, path: str) -> StreamingResponse
     query = request.url.query
     url = address + path + (f"?{query}" if query else "")
     t = d.spec.timeouts  # the gateway enforces them; ours only back them up
-    client = httpx.AsyncClient(timeout=httpx.Timeout(
-        connect=10.0, read=max(t.first_byte, t.idle) + 10.0, write=60.0, pool=10.0))
+    client = state.relay(request)
     try:
-        outgoing = client.build_request(request.method, url, content=await request.body(),
-                                        headers=upstream_headers(request, strip_auth))
+        outgoing = client.build_request(
+            request.method, url, content=await request.body(),
+            headers=upstream_headers(request, strip_auth),
+            timeout=relay_timeout(max(t.first_byte, t.idle) + 10.0))
         answer = await client.send(outgoing, stream=True)
     except httpx.HTTPError as exc:
-        await client.aclose()
         raise BadGateway(f"the gateway did not answer: {exc}") from None
-    response = StreamingResponse(_body(answer, client), status_code=answer.status_code)
+    response = StreamingResponse(_body(answer), status_code=answer.status_code)
     response.raw_headers = [(k.lower().encode("latin-1"), v.encode("latin-1"))
                             for k, v in answer.headers.multi_items()
                             if k.lower() not in ANSWER_SKIP]
     return response
 
 
-async def _body(answer: httpx.Response, client: httpx.AsyncClient) -> AsyncIterator[bytes]:
+async def _body(answer: httpx.Response) -> AsyncIterator[bytes]:
     try:
         async for chunk in answer.aiter_raw():
             yield chunk
     except httpx.HTTPError:
         return  # the gateway went away mid-answer: end the body here
     finally:
-        await answer.aclose()
-        await client.aclose()
+        with anyio.CancelScope(shield=True):  # also when the client went away
+            await answer.aclose()  # gives the connection back to the relay's pool
 
 
 async def model_api(project: int, name: str, rest: str, request: Request) -> StreamingResponse:
