@@ -112,7 +112,8 @@ def build(settings: Settings) -> Server:
     tokens = TokenService(store)
     if tokens.ensure_admin_token(settings.token_file, utcnow()):
         log.info("created a new admin token")
-    gateway = new_gateway(settings, store)
+    gateway = Gateway(store, host=settings.host, port=settings.gateway_port,
+                      domain=settings.domain, access_log=settings.data_dir / "access.log")
     controller = Controller(store, runtime, facts, Policy.from_settings(settings),
                             tick_seconds=settings.tick_seconds,
                             lease_seconds=settings.lease_seconds,
@@ -127,13 +128,6 @@ def build(settings: Settings) -> Server:
                          store, Vault(settings.credentials_key_file), utcnow),
                      address=gateway_address(settings))
     return Server(settings, store, runtime, controller, gateway, app)
-
-
-def new_gateway(settings: Settings, store: Store) -> Gateway:
-    return Gateway(store, host=settings.host, port=settings.gateway_port,
-                   domain=settings.domain, access_log=settings.data_dir / "access.log",
-                   idle_seconds=settings.gateway_idle_seconds,
-                   head_seconds=settings.gateway_header_seconds)
 
 
 def _exit_on_signal(signum: int, _frame: object) -> None:
@@ -184,7 +178,8 @@ def run_gateway(settings: Settings) -> None:
     configure_logging(settings)
     store = Store(settings.db_url)
     store.migrate()
-    gateway = new_gateway(settings, store)
+    gateway = Gateway(store, host=settings.host, port=settings.gateway_port,
+                      domain=settings.domain, access_log=settings.data_dir / "access.log")
     loop = new_loop()
     main = loop.create_task(serve_forever(gateway))
     gc.freeze()
