@@ -112,8 +112,7 @@ def build(settings: Settings) -> Server:
     tokens = TokenService(store)
     if tokens.ensure_admin_token(settings.token_file, utcnow()):
         log.info("created a new admin token")
-    gateway = Gateway(store, host=settings.host, port=settings.gateway_port,
-                      domain=settings.domain, access_log=settings.data_dir / "access.log")
+    gateway = new_gateway(settings, store)
     controller = Controller(store, runtime, facts, Policy.from_settings(settings),
                             tick_seconds=settings.tick_seconds,
                             lease_seconds=settings.lease_seconds,
@@ -128,6 +127,13 @@ def build(settings: Settings) -> Server:
                          store, Vault(settings.credentials_key_file), utcnow),
                      address=gateway_address(settings))
     return Server(settings, store, runtime, controller, gateway, app)
+
+
+def new_gateway(settings: Settings, store: Store) -> Gateway:
+    return Gateway(store, host=settings.host, port=settings.gateway_port,
+                   domain=settings.domain, access_log=settings.data_dir / "access.log",
+                   idle_seconds=settings.gateway_idle_seconds,
+                   head_seconds=settings.gateway_header_seconds)
 
 
 def _exit_on_signal(signum: int, _frame: object) -> None:
@@ -178,8 +184,7 @@ def run_gateway(settings: Settings) -> None:
     configure_logging(settings)
     store = Store(settings.db_url)
     store.migrate()
-    gateway = Gateway(store, host=settings.host, port=settings.gateway_port,
-                      domain=settings.domain, access_log=settings.data_dir / "access.log")
+    gateway = new_gateway(settings, store)
     loop = new_loop()
     main = loop.create_task(serve_forever(gateway))
     gc.freeze()

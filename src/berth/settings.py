@@ -20,6 +20,10 @@ class Settings(BaseSettings):
     tick_seconds: float = Field(default=0.5, gt=0)
     drain_seconds: float = Field(default=0.0, ge=0)  # minimum time out of routing
     domain: str | None = None  # host routing: {deployment}.{project}.{domain}
+    # The gateway closes a client connection idle this long, and answers 408 to a request
+    # head still arriving after gateway_header_seconds.
+    gateway_idle_seconds: float = Field(default=75.0, gt=0)
+    gateway_header_seconds: float = Field(default=60.0, gt=0)
     # The local region's number where APIs name regions by number: a Gcore user moving over
     # sets the region id their scripts already send.
     region_id: int = Field(default=1, ge=1)

@@ -12,6 +12,7 @@ class MemoryTransport:
         self.last = b""
         self.data: list[bytes] = []
         self.closed = False
+        self.reading = True
 
     def write(self, data: bytes) -> None:
         self.writes += 1
@@ -32,5 +33,8 @@ class MemoryTransport:
     def abort(self) -> None:
         self.closed = True
 
-    def pause_reading(self) -> None: ...
-    def resume_reading(self) -> None: ...
+    def pause_reading(self) -> None:
+        self.reading = False
+
+    def resume_reading(self) -> None:
+        self.reading = True

@@ -14,6 +14,14 @@ from berth.gateway.http import gateway_error, lower
 
 _METHODS: Final = {m.encode(): m for m in ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD",
                                           "OPTIONS")}
+# Bounds on what one client may make the gateway hold (nginx answers the same way).
+MAX_URL_BYTES: Final = 16 * 1024  # a longer request target: 414
+MAX_HEAD_BYTES: Final = 64 * 1024  # request target and headers together: 431
+MAX_PIPELINED: Final = 64  # requests queued on one connection before it is read no further
+
+
+class _Refused(Exception):
+    """Raised in a parser callback to stop parsing; `ClientConnection.refusal` says why."""
 
 if TYPE_CHECKING:
     from berth.gateway.service import Gateway
@@ -33,9 +41,25 @@ class ClientConnection:
         self.closed = False
         self.client_ip = ""
         self.client_ip_bytes = b""
-        self.paused = False  # client's reading paused (request body backpressure)
+        self.paused = False  # request body backpressure
+        self.pipeline_full = False  # MAX_PIPELINED requests queued
+        self.reading_paused = False  # the transport's state: paused for either reason
         self.write_paused = False
         self.batch: list[bytes] | None = None
+        self.refusal: tuple[int, str, str] | None = None
+        # The head being parsed. head_bytes: its target and complete headers (the callbacks);
+        # head_read: the bytes read into it, also those httptools holds in an unfinished line.
+        self.between = True  # no message begun and unfinished
+        self.head_open = False
+        self.heads = 0
+        self.head_bytes = 0
+        self.head_read = 0
+        # For the once-a-second idle sweep (no clock read per request).
+        self.reads = 0
+        self.seen_reads = 0
+        self.quiet_since = 0.0
+        self.watched_head = -1
+        self.head_since = 0.0
 
     # -- asyncio.Protocol ---------------------------------------------------------------
 
@@ -51,14 +75,25 @@ class ClientConnection:
         self.gw.connections.add(self)
 
     def data_received(self, data: bytes) -> None:
+        self.reads += 1
+        heads, between = self.heads, self.between
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade:
             self._refuse(501, "upgrade_not_supported", "protocol upgrades are not supported")
             return
         except httptools.HttpParserError:
-            self._refuse(400, "bad_request", "malformed HTTP request")
+            self._refuse(*(self.refusal or (400, "bad_request", "malformed HTTP request")))
             return
+        if self.head_open:
+            if self.heads == heads:  # all of `data` went on with a head begun before
+                self.head_read += len(data)
+            elif self.heads == heads + 1 and between:  # all of `data` began this head
+                self.head_read = len(data)
+            # (begun after other requests in `data`: counted from the next read on)
+            if self.head_read > MAX_HEAD_BYTES:
+                self._refuse(*_head_too_large())
+                return
         # A request whose whole body came with its head began at its end (one write
         # upstream); one whose body is still coming begins now, and its body streams.
         if self.queue and not self.closed:
@@ -92,18 +127,32 @@ class ClientConnection:
 
     def on_message_begin(self) -> None:
         self.parsing = Exchange(self)
+        self.between = False
+        self.head_open = True
+        self.heads += 1
+        self.head_bytes = self.head_read = 0
 
     def on_url(self, url: bytes) -> None:
         assert self.parsing is not None
         self.parsing.url += url
+        self.head_bytes += len(url)
+        if len(self.parsing.url) > MAX_URL_BYTES:
+            self.refusal = (414, "uri_too_long",
+                            f"the request target is longer than {MAX_URL_BYTES} bytes")
+            raise _Refused
 
     def on_header(self, name: bytes, value: bytes) -> None:
         assert self.parsing is not None
         self.parsing.add_header(lower(name), value)
+        self.head_bytes += len(name) + len(value)
+        if self.head_bytes > MAX_HEAD_BYTES:
+            self.refusal = _head_too_large()
+            raise _Refused
 
     def on_headers_complete(self) -> None:
         ex = self.parsing
         assert ex is not None
+        self.head_open = False
         method = self.parser.get_method()
         ex.method = _METHODS.get(method) or method.decode()
         ex.keep_alive = keep_alive = self.parser.should_keep_alive()
@@ -112,12 +161,16 @@ class ClientConnection:
         ex.http11 = keep_alive and (not ex.connection_header
                                     or self.parser.get_http_version() == "1.1")
         self.queue.append(ex)
+        if len(self.queue) >= MAX_PIPELINED and not self.pipeline_full:
+            self.pipeline_full = True
+            self._reading()
 
     def on_body(self, body: bytes) -> None:
         if self.parsing is not None:
             self.parsing.request_body(body)
 
     def on_message_complete(self) -> None:
+        self.between = True
         ex = self.parsing
         if ex is not None:
             ex.request_done()
@@ -151,7 +204,11 @@ class ClientConnection:
             self.flush_writes()
             self.transport.close()
             self.closed = True
-        elif self.queue:
+            return
+        if self.pipeline_full and len(self.queue) <= MAX_PIPELINED // 2:
+            self.pipeline_full = False
+            self._reading()
+        if self.queue:
             self.queue[0].begin()
 
     def abort(self) -> None:
@@ -160,17 +217,55 @@ class ClientConnection:
             self.transport.abort()
 
     def pause_reading(self) -> None:
-        if not self.paused and self.transport is not None and not self.closed:
+        """The request body is coming faster than it goes upstream."""
+        if not self.paused:
             self.paused = True
-            self.transport.pause_reading()
+            self._reading()
 
     def resume_reading(self) -> None:
-        if self.paused and self.transport is not None and not self.closed:
+        if self.paused:
             self.paused = False
-            self.transport.resume_reading()
+            self._reading()
+
+    def _reading(self) -> None:
+        """Pause or resume the transport: paused while either reason holds."""
+        pause = self.paused or self.pipeline_full
+        if pause != self.reading_paused and self.transport is not None and not self.closed:
+            self.reading_paused = pause
+            if pause:
+                self.transport.pause_reading()
+            else:
+                self.transport.resume_reading()
+
+    def sweep(self, now: float, idle_seconds: float, head_seconds: float) -> None:
+        """Called about once a second. A connection with nothing in flight is closed after
+        `idle_seconds` without a byte from the client; a request head still arriving after
+        `head_seconds` is answered 408. Requests in flight have their own timeouts."""
+        if self.closed:
+            return
+        if self.queue or self.reads != self.seen_reads:
+            self.seen_reads, self.quiet_since = self.reads, now
+        if self.queue or not self.head_open:
+            self.watched_head = -1
+        elif self.watched_head != self.heads:
+            self.watched_head, self.head_since = self.heads, now
+        elif now - self.head_since >= head_seconds:
+            self._refuse(408, "request_timeout",
+                         f"the request head did not arrive within {head_seconds:g}s")
+            return
+        if not self.queue and not self.head_open and now - self.quiet_since >= idle_seconds:
+            self.closed = True
+            if self.transport is not None:
+                self.transport.close()
 
     def _refuse(self, status: int, code: str, message: str) -> None:
         if self.transport is not None and not self.closed:
             self.transport.write(gateway_error(status, code, message, keep_alive=False))
             self.transport.close()
             self.closed = True
+
+
+def _head_too_large() -> tuple[int, str, str]:
+    return (431, "request_header_fields_too_large",
+            f"the request target and headers are larger than {MAX_HEAD_BYTES} bytes")
+

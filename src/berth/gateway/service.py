@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("berth.gateway")
 SWEEP_SECONDS: Final = 0.05
+IDLE_SWEEP_SECONDS: Final = 1.0  # idle client connections and slow request heads
 NO_ROUTE: Final = '"project":null,"deployment":null'
 MAX_CACHED_SECRETS: Final = 4096
 MAX_CACHED_ROUTES: Final = 4096
@@ -42,12 +43,16 @@ class Gateway:
         domain: str | None = None, access_log: Path | None = None,
         on_activate: Callable[[], None] | None = None,
         poll_seconds: float = 0.25, report_seconds: float = 0.5,
+        idle_seconds: float = 75.0, head_seconds: float = 60.0,
     ) -> None:
         self.store = store
         self.host, self.port = host, port
         self.domain = domain.lower().encode() if domain else None
         self.on_activate = on_activate
         self.poll_seconds, self.report_seconds = poll_seconds, report_seconds
+        # A client connection with nothing in flight is closed after idle_seconds; a request
+        # head still arriving after head_seconds is answered 408 (nginx: 75 s and 60 s).
+        self.idle_seconds, self.head_seconds = idle_seconds, head_seconds
         self.id = f"{socket.gethostname()}:{os.getpid()}:{os.urandom(3).hex()}"
         self.table = RoutingTable()
         self.pool = UpstreamPool()
@@ -174,6 +179,7 @@ class Gateway:
 
     async def _timeout_loop(self) -> None:
         """One sweep instead of timer handles per request; timeouts fire within 50 ms."""
+        next_idle_sweep = monotonic()
         while True:
             await asyncio.sleep(SWEEP_SECONDS)
             now = monotonic()
@@ -182,6 +188,10 @@ class Gateway:
             due = [ex for conn in self.connections for ex in conn.queue if ex.due <= now]
             for ex in due:
                 ex.expire(now)
+            if now >= next_idle_sweep:
+                next_idle_sweep = now + IDLE_SWEEP_SECONDS
+                for conn in list(self.connections):
+                    conn.sweep(now, self.idle_seconds, self.head_seconds)
 
     def activate(self, route: Route) -> None:
         """A request waits for a deployment with no replica: wake the controller once."""

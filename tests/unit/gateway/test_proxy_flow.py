@@ -4,8 +4,6 @@ in-memory transports: when the gateway writes upstream, and what each side recei
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
-from dataclasses import dataclass
 
 import pytest
 
@@ -15,36 +13,9 @@ from berth.gateway.table import build_table
 from berth.gateway.upstream import UpstreamConnection
 from tests.fakes.builders import deployment, replica
 from tests.fakes.transport import MemoryTransport
+from tests.unit.gateway.conftest import Rig
 
 OK = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 2\r\n\r\n{}"
-
-
-@dataclass
-class Rig:
-    gw: Gateway
-    loop: asyncio.AbstractEventLoop
-    client: ClientConnection
-    client_io: MemoryTransport
-    upstream: UpstreamConnection
-    upstream_io: MemoryTransport
-
-
-@pytest.fixture
-def rig() -> Iterator[Rig]:
-    loop = asyncio.new_event_loop()
-    asyncio.set_event_loop(loop)
-    gw = Gateway(store=None)  # type: ignore[arg-type]
-    d = deployment(1)
-    gw.table = build_table(1, [d], [replica(d, "a")], [], None)
-    client_io, upstream_io = MemoryTransport(), MemoryTransport()
-    client = ClientConnection(gw)
-    client.connection_made(client_io)  # type: ignore[arg-type]
-    upstream = UpstreamConnection(gw.pool, ("127.0.0.1", 9000))
-    upstream.connection_made(upstream_io)  # type: ignore[arg-type]
-    gw.pool.give_back(upstream)
-    yield Rig(gw, loop, client, client_io, upstream, upstream_io)
-    asyncio.set_event_loop(None)
-    loop.close()
 
 
 def test_a_request_that_came_whole_goes_upstream_in_one_write(rig: Rig) -> None:
