@@ -56,7 +56,7 @@ class ClientConnection:
         self.head_read = 0
         # For the once-a-second idle sweep (no clock read per request).
         self.reads = 0
-        self.seen_reads = 0
+        self.seen_reads = -1  # the first sweep starts the quiet clock, also before a read
         self.quiet_since = 0.0
         self.watched_head = -1
         self.head_since = 0.0

@@ -79,6 +79,15 @@ def test_reading_pauses_while_too_many_requests_are_pipelined(rig: Rig) -> None:
     assert rig.client_io.take().count(b"HTTP/1.1 200 OK") == MAX_PIPELINED + 3
 
 
+def test_a_new_connection_is_idle_from_the_first_sweep_not_before(rig: Rig) -> None:
+    rig.client.sweep(10_000.0, idle_seconds=75, head_seconds=60)  # no byte read yet
+    assert not rig.client_io.closed
+    rig.client.sweep(10_074.0, idle_seconds=75, head_seconds=60)
+    assert not rig.client_io.closed
+    rig.client.sweep(10_075.0, idle_seconds=75, head_seconds=60)
+    assert rig.client_io.closed
+
+
 def test_an_idle_connection_is_closed_after_the_idle_time(rig: Rig) -> None:
     rig.client.data_received(GET)
     rig.client.sweep(0.0, idle_seconds=75, head_seconds=60)
