@@ -133,8 +133,9 @@ class Gateway:
 
     async def _refresh_loop(self) -> None:
         while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._changed.wait(), self.poll_seconds)
+            with contextlib.suppress(TimeoutError):  # not wait_for: see probes.checks
+                async with asyncio.timeout(self.poll_seconds):
+                    await self._changed.wait()
             self._changed.clear()
             try:
                 await self.refresh()

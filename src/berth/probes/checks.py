@@ -45,10 +45,15 @@ async def run_check(probe: Probe, target: ProbeTarget, http: httpx.AsyncClient) 
 
 
 async def tcp_connect(host: str, port: int, limit_s: float) -> None:
-    """Open and close a TCP connection; OSError or TimeoutError when it cannot be made."""
-    _reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), limit_s)
-    writer.close()
-    await writer.wait_closed()
+    """Open and close a TCP connection; OSError or TimeoutError when it cannot be made.
+
+    Timed with `asyncio.timeout`, never `asyncio.wait_for`: on Python 3.11, `wait_for` loses
+    a cancellation that arrives as the connection completes (on loopback, often), and a
+    cancelled prober then runs on, with whoever awaits it waiting forever."""
+    async with asyncio.timeout(limit_s):
+        _reader, writer = await asyncio.open_connection(host, port)
+        writer.close()
+        await writer.wait_closed()
 
 
 async def _exec(command: list[str], env: dict[str, str], limit_s: float) -> tuple[bool, str]:
@@ -56,7 +61,8 @@ async def _exec(command: list[str], env: dict[str, str], limit_s: float) -> tupl
         *command, env=env or None, stdin=asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
     try:
-        out, _ = await asyncio.wait_for(proc.communicate(), limit_s)
+        async with asyncio.timeout(limit_s):  # not wait_for: see tcp_connect
+            out, _ = await proc.communicate()
     except TimeoutError:
         proc.kill()
         await proc.wait()

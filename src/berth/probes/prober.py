@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import logging
 import time
 from collections.abc import Callable
 
@@ -14,6 +14,8 @@ from berth.probes.checks import ProbeTarget, run_check, tcp_connect
 from berth.probes.tracker import ProbeKind, ProbeTracker, ProbeVerdict, verdict
 
 PORT_POLL_SECONDS = 0.02
+STOP_SECONDS = 2.0
+log = logging.getLogger("berth.probes")
 
 
 class ReplicaProber:
@@ -51,10 +53,23 @@ class ReplicaProber:
         self._task = asyncio.get_running_loop().create_task(self._run())
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        """Cancel the probing and wait until it has ended. The controller awaits this in its
+        tick, so it must return: a cancellation that a library loses (Python 3.11's
+        `asyncio.wait_for` can) is sent again, and a task that still runs after
+        STOP_SECONDS is left behind with a warning rather than waited for."""
+        task, self._task = self._task, None
+        if task is None:
+            return
+        deadline = time.monotonic() + STOP_SECONDS
+        while not task.done() and time.monotonic() < deadline:
+            task.cancel()
+            await asyncio.wait([task], timeout=0.1)
+        if not task.done():
+            log.warning("the prober of %s:%d did not stop within %gs; left behind",
+                        self.target.host, self.target.port, STOP_SECONDS)
+        elif not task.cancelled() and task.exception() is not None:
+            log.warning("the prober of %s:%d had failed: %r", self.target.host,
+                        self.target.port, task.exception())
 
     def _active(self) -> list[ProbeTracker]:
         if self.startup is not None and not self.startup.passing:
