@@ -108,12 +108,12 @@ def test_sdk_auto_scale_and_errors(sdk: tir.EndPoints, server: BerthServer) -> N
     eid = created.id
     assert created.is_auto_scale_enabled and created.auto_scale_policy.max_replicas == 3
     assert created.auto_scale_policy.rules[0].metric == "cpu"
-    # Settled first: the controller saves whole rows, and can overwrite a spec change made
-    # mid-tick (a platform race, reported separately).
-    wait_for(lambda: _status(sdk, eid) == "Running", 60, what="Running")
+    # Upscaled while it may still be starting: a change made mid-tick is never undone.
     assert sdk.upscale_replica(eid) == "Replica upscaled successfully"
     ok, got = sdk.get(eid)
     assert got.auto_scale_policy.min_replicas == 2
+    wait_for(lambda: sdk.get(eid)[1].ready_replicas == 2, 60, what="2 ready replicas")
+    assert sdk.get(eid)[1].auto_scale_policy.min_replicas == 2  # still, after the ticks
     ok, missing = sdk.get(9999)
     assert not ok and missing.status_code == 404 and "errors" in missing.json()
     ok, bad = sdk.create("x", "custom", _plan(sdk), container_name="catalog/echo")
@@ -159,10 +159,6 @@ def test_seed_put_actions(server: BerthServer) -> None:
             "sku_id": sku["sku_id"], "sku_item_price_id": sku["plans"][0]["sku_item_price_id"],
             "action": "patch"})["data"]
         assert patched["replica"] == 1 and patched["framework"] == "vllm"
-        # Let the controller settle first: it saves whole deployment rows, and a spec change
-        # landing mid-tick can be overwritten (a platform race reported separately).
-        wait_for(lambda: http.get(f"{BASE}/{eid}/").json()["data"]["status"] == "Running",
-                 60, what="Running")
         scaled = _put(http, eid, {"action": "update_auto_scale", "auto_scale_policy": {
             "min_replicas": 1, "max_replicas": 4, "rules": [
                 {"metric": "concurrency", "condition_value": 10},
