@@ -43,6 +43,7 @@ class Prober(Protocol):
 ProberFactory = Callable[[Deployment, Replica], Prober]
 S = ReplicaState
 LEASE = "controller"
+STALLED_TICK_SECONDS = 30.0  # a tick still running this long is reported (every await ends)
 
 
 def utcnow() -> datetime:
@@ -102,7 +103,14 @@ class Controller:
                 started = time.monotonic()
                 try:
                     if self._hold_lease():
-                        await self.tick()
+                        stalled = self._loop.call_later(
+                            STALLED_TICK_SECONDS, log.error, "a controller tick has run for "
+                            "%gs and is still running: reconciling has stalled",
+                            STALLED_TICK_SECONDS)
+                        try:
+                            await self.tick()
+                        finally:
+                            stalled.cancel()
                 except Exception:
                     log.exception("controller tick failed")
                 elapsed = time.monotonic() - started

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from berth.controller import loop as loop_module
 from berth.controller.loop import Controller
 from berth.controller.policy import Policy
 from berth.domain.status import DeploymentStatus, ReplicaState, TaskState
@@ -158,3 +159,26 @@ def test_a_change_accepted_during_a_tick_is_never_undone(world: World) -> None:
         assert tx.deployments.save_observed(snapshot) is False
     current = world.svc.get("p", "echo")
     assert current.spec.envs == {"LATE": "1"} and current.generation == 2
+
+
+def test_a_tick_that_does_not_end_is_reported(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    monkeypatch.setattr(loop_module, "STALLED_TICK_SECONDS", 0.1)
+    w = World(tmp_path)
+
+    async def stuck_tick() -> None:
+        await asyncio.sleep(0.4)
+
+    monkeypatch.setattr(w.controller, "tick", stuck_tick)
+
+    async def run() -> None:
+        stopping = asyncio.Event()
+        task = asyncio.get_running_loop().create_task(w.controller.run(stopping))
+        await asyncio.sleep(0.3)
+        stopping.set()
+        await asyncio.wait_for(task, 5)
+
+    with caplog.at_level("ERROR", logger="berth.controller"):
+        asyncio.run(run())
+    assert "reconciling has stalled" in caplog.text
