@@ -191,7 +191,8 @@ class Exchange:
             return
         self.gw.metrics.queued(route, +1)
         try:
-            backend = await asyncio.wait_for(waiter.future, route.queue_timeout)
+            async with asyncio.timeout(route.queue_timeout):  # not wait_for: see probes.checks
+                backend = await waiter.future
         except TimeoutError:
             balancer.abandon(waiter)
             self._shed("queue_timeout", f"no replica was free within the queue timeout "
