@@ -22,6 +22,7 @@ from berth.runtime.base import Runtime
 from berth.services.api_keys import ApiKeyService
 from berth.services.credentials import CredentialService
 from berth.services.deployments import DeploymentService
+from berth.services.dialect_records import DialectRecordService
 from berth.services.tasks import TaskService
 from berth.services.tokens import TokenService
 
@@ -30,6 +31,7 @@ def create_app(
     *, deployments_service: DeploymentService, tasks: TaskService, tokens: TokenService,
     runtime: Runtime, facts: PlatformFacts, api_keys: ApiKeyService,
     credentials: CredentialService,
+    dialect_records: DialectRecordService | None = None,
     address: Callable[[str, str], str | None] = lambda _project, _name: None,
 ) -> FastAPI:
     app = FastAPI(title="Berth", version=__version__,
@@ -41,6 +43,8 @@ def create_app(
     app.state.facts = facts
     app.state.api_keys = api_keys
     app.state.credentials = credentials
+    app.state.dialect_records = dialect_records or DialectRecordService(
+        deployments_service.store, deployments_service.clock)
     app.state.address = address
     app.state.relay = GatewayRelay()
     install_error_handlers(app)
