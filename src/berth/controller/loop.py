@@ -18,13 +18,13 @@ import httpx
 import psutil
 
 from berth.controller.launch import effective_probes, launch_spec, replica_envs
-from berth.controller.lifecycle import crash, move
+from berth.controller.lifecycle import Signal, crash, move
 from berth.controller.policy import Policy
 from berth.controller.reconcile import Reconciliation, reconcile_deployment
 from berth.controller.traffic import LIVE_SECONDS, traffic_view
 from berth.domain.platform import PlatformFacts
 from berth.domain.records import Deployment, Event, Replica, Task
-from berth.domain.status import DeploymentStatus, ReplicaState
+from berth.domain.status import DeploymentStatus, FailureKind, ReplicaState
 from berth.probes.checks import ProbeTarget
 from berth.probes.prober import ReplicaProber
 from berth.probes.tracker import ProbeVerdict
@@ -196,6 +196,8 @@ class Controller:
     async def _apply(self, result: Reconciliation) -> list[Replica]:
         """Write, signal and launch; the deployment's rows as they now stand."""
         d = result.deployment
+        for error in result.errors:
+            log.error("%s", error)
         if result.changed:
             with self.store.write(notify=False) as tx:
                 if result.routing_changed:
@@ -215,7 +217,7 @@ class Controller:
             if result.routing_changed and self.on_routing_change is not None:
                 self.on_routing_change()
         for rid, signal in result.signals:
-            await self.runtime.signal(rid, kill=signal.value == "KILL")
+            await self.runtime.signal(rid, kill=signal is Signal.KILL)
         for rid in result.forget:
             await self.runtime.forget(rid)
         rows = {r.id: r for r in result.replicas}
@@ -233,7 +235,8 @@ class Controller:
             started = await self.runtime.start(launch_spec(d, r))
         except Exception as exc:
             log.warning("could not start replica %s: %s", r.id, exc)
-            row = crash(r, f"could not start: {exc}", None, self.policy, now)
+            row = crash(r, FailureKind.START_FAILED, f"could not start: {exc}", None,
+                        self.policy, now)
             event = Event(deployment_id=d.id, at=now, kind="Replica", reason="StartFailed",
                           message=row.reason, replica_id=r.id)
         else:

@@ -10,6 +10,7 @@ import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 
 from berth.controller.lifecycle import Note, Signal, move, step_replica
 from berth.controller.placement import gpu_request, place
@@ -23,6 +24,7 @@ from berth.domain.status import (
     DeploymentStatus,
     IllegalTransition,
     ReplicaState,
+    TaskState,
     check_deployment_transition,
     check_task_transition,
 )
@@ -47,6 +49,7 @@ class Reconciliation:
     signals: list[tuple[str, Signal]] = field(default_factory=list)
     forget: list[str] = field(default_factory=list)
     launch: list[Replica] = field(default_factory=list)  # rows to start a process for
+    errors: list[str] = field(default_factory=list)  # bugs found: logged at ERROR
     changed: bool = False
     routing_changed: bool = False  # what gateways must route changed: bump the version
 
@@ -126,13 +129,12 @@ def reconcile_deployment(
         r = current[rid]
         gpus = r.gpus or place(request, facts.gpus, gpus_in_use)
         if isinstance(gpus, str):
-            reason = f"{UNSCHEDULABLE}: {gpus}"
-            if r.reason != reason:
-                current[rid] = replace(r, reason=reason)
+            if r.unschedulable != gpus:
+                current[rid] = replace(r, reason=f"{UNSCHEDULABLE}: {gpus}", unschedulable=gpus)
                 note(r, Note(UNSCHEDULABLE, gpus))
             continue
         gpus_in_use.update(gpus)
-        current[rid] = replace(r, gpus=list(gpus))
+        current[rid] = replace(r, gpus=list(gpus), unschedulable="")
         out.launch.append(current[rid])
     for r in current.values():
         if r.state == S.STOPPED:
@@ -154,19 +156,20 @@ def _settle(out: Reconciliation, d: Deployment, current: dict[str, Replica], tas
             targets: dict[str, int], policy: Policy, now: datetime) -> None:
     remaining = [r for r in current.values() if r.state != S.STOPPED]
     rollup = roll_up(d, remaining, targets, policy)
-    if rollup.status != d.status or rollup.reason != d.status_reason:
-        try:
-            check_deployment_transition(d.status, rollup.status)
-        except IllegalTransition as exc:
-            out.events.append(Event(deployment_id=d.id, at=now, kind="Status",
-                                    reason="IllegalTransition", message=str(exc)))
-        else:
-            if rollup.status != d.status:
-                out.events.append(Event(deployment_id=d.id, at=now, kind="Status",
-                                        reason=rollup.status.value, message=rollup.reason))
-                d.status_since = now
-            d.status, d.status_reason = rollup.status, rollup.reason
     d.containers = rollup.containers
+    steps = [*rollup.through, (rollup.status, rollup.reason)]
+    try:
+        for old, new in pairwise([d.status, *(status for status, _ in steps)]):
+            check_deployment_transition(old, new)
+    except IllegalTransition as exc:
+        _refuse(out, d, tasks, rollup.status, rollup.reason, exc, now)
+        return
+    for status, reason in steps:
+        if status != d.status:
+            out.events.append(Event(deployment_id=d.id, at=now, kind="Status",
+                                    reason=status.value, message=reason))
+            d.status_since = now
+        d.status, d.status_reason = status, reason
     if rollup.converged and d.observed_generation != d.generation:
         d.observed_generation = d.generation
         out.events.append(Event(deployment_id=d.id, at=now, kind="Rollout", reason="Converged",
@@ -179,3 +182,22 @@ def _settle(out: Reconciliation, d: Deployment, current: dict[str, Replica], tas
         check_task_transition(task.state, outcome.state)
         out.tasks.append(replace(task, state=outcome.state, error=outcome.error,
                                  message=outcome.message, updated_at=now))
+
+
+def _refuse(out: Reconciliation, d: Deployment, tasks: list[Task], wanted: DeploymentStatus,
+            why: str, exc: IllegalTransition, now: datetime) -> None:
+    """The roll-up asked for a transition the table forbids: a bug, made loud. The status
+    stays; its reason says so (which also remembers it, so the event and the error log are
+    written once, not every tick); every open task of the deployment fails with it."""
+    reason = f"{exc}: a bug in Berth; the status stays {d.status}"
+    if d.status_reason != reason:
+        detail = f"{reason} (the roll-up said {wanted}: {why})"
+        out.errors.append(f"deployment {d.project}/{d.name}: {detail}")
+        out.events.append(Event(deployment_id=d.id, at=now, kind="Status",
+                                reason="IllegalTransition", message=detail))
+        d.status_reason = reason
+    for task in tasks:
+        if task.state not in TaskState.done():
+            check_task_transition(task.state, TaskState.ERROR)
+            out.tasks.append(replace(task, state=TaskState.ERROR, error=reason, message="",
+                                     updated_at=now))

@@ -21,6 +21,8 @@ class Rollup:
     reason: str
     containers: list[ContainerStatus]
     converged: bool  # the desired state of this generation is fully reached
+    # Statuses (with reasons) passed on the way to `status` in the same tick, in order.
+    through: tuple[tuple[DeploymentStatus, str], ...] = ()
 
 
 def roll_up(d: Deployment, replicas: list[Replica], targets: dict[str, int],
@@ -46,7 +48,9 @@ def roll_up(d: Deployment, replicas: list[Replica], targets: dict[str, int],
     if d.desired == DesiredState.DELETED:
         if replicas:
             return Rollup(D.DELETING, f"stopping {len(replicas)} replicas", containers, False)
-        return Rollup(D.DELETED, "deleted", containers, True)
+        gate = () if d.status in (D.DELETING, D.DELETED) else (
+            (D.DELETING, "deleting: no replicas left to stop"),)
+        return Rollup(D.DELETED, "deleted", containers, True, through=gate)
     if d.desired == DesiredState.STOPPED:
         if replicas:
             return Rollup(D.DISABLED, f"stopping {len(replicas)} replicas", containers, False)
@@ -68,8 +72,8 @@ def roll_up(d: Deployment, replicas: list[Replica], targets: dict[str, int],
     if n_ready == 0:
         pending = [r for r in live if r.state == S.PENDING]
         if not live or len(pending) == len(live):
-            why = next((r.reason for r in pending if r.reason.startswith(UNSCHEDULABLE)),
-                       "waiting to start replicas")
+            why = next((f"{UNSCHEDULABLE}: {r.unschedulable}" for r in pending
+                        if r.unschedulable), "waiting to start replicas")
             return Rollup(D.PENDING, why, containers, False)
         return Rollup(D.DEPLOYING, f"starting: 0/{target} replicas ready", containers, False)
     if old:
