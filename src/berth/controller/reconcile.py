@@ -6,8 +6,7 @@ status up and settles tasks. The loop applies the result: rows, events, signals,
 
 from __future__ import annotations
 
-import secrets
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Set
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from itertools import pairwise
@@ -49,6 +48,8 @@ class Reconciliation:
     signals: list[tuple[str, Signal]] = field(default_factory=list)
     forget: list[str] = field(default_factory=list)
     launch: list[Replica] = field(default_factory=list)  # rows to start a process for
+    gpus_claimed: set[int] = field(default_factory=set)  # given to replicas this tick
+    gpus_released: set[int] = field(default_factory=set)  # held by replicas that stopped
     errors: list[str] = field(default_factory=list)  # bugs found: logged at ERROR
     changed: bool = False
     routing_changed: bool = False  # what gateways must route changed: bump the version
@@ -57,9 +58,11 @@ class Reconciliation:
 def reconcile_deployment(
     d: Deployment, rows: list[Replica], tasks: list[Task],
     observed: dict[str, ProcessObservation], verdicts: dict[str, ProbeVerdict],
-    gpus_in_use: set[int], facts: PlatformFacts, policy: Policy, now: datetime,
-    traffic: TrafficView | None = None,
+    gpus_in_use: Set[int], facts: PlatformFacts, policy: Policy, now: datetime,
+    traffic: TrafficView | None = None, *, new_id: Callable[[], str],
 ) -> Reconciliation:
+    """`gpus_in_use` is only read: the GPUs this tick gives and frees come back in the
+    result. `new_id` names new replicas (`<deployment>-<new_id()>`)."""
     before = {r.id: r for r in rows}
     original = d
     out = Reconciliation(deployment=replace(d), replicas=[])
@@ -115,7 +118,7 @@ def reconcile_deployment(
             out.forget.append(rid)
         note(r, Note("Stopping", why))
     for region in plan.create:
-        rid = f"{d.name}-{secrets.token_hex(3)}"
+        rid = f"{d.name}-{new_id()}"
         r = Replica(id=rid, deployment_id=d.id, region=region, template=d.template,
                     generation=d.generation, state=S.PENDING, reason="created", since=now,
                     created_at=now)
@@ -125,20 +128,22 @@ def reconcile_deployment(
         plan.launch.append(rid)
 
     request = gpu_request(d.spec, facts)
+    in_use = set(gpus_in_use)
     for rid in plan.launch:
         r = current[rid]
-        gpus = r.gpus or place(request, facts.gpus, gpus_in_use)
+        gpus = r.gpus or place(request, facts.gpus, in_use)
         if isinstance(gpus, str):
             if r.unschedulable != gpus:
                 current[rid] = replace(r, reason=f"{UNSCHEDULABLE}: {gpus}", unschedulable=gpus)
                 note(r, Note(UNSCHEDULABLE, gpus))
             continue
-        gpus_in_use.update(gpus)
+        in_use.update(gpus)
+        out.gpus_claimed.update(gpus)
         current[rid] = replace(r, gpus=list(gpus), unschedulable="")
         out.launch.append(current[rid])
     for r in current.values():
         if r.state == S.STOPPED:
-            gpus_in_use.difference_update(r.gpus)
+            out.gpus_released.update(r.gpus)
 
     _settle(out, d, current, tasks, targets, policy, now)
     out.deleted += [r.id for r in current.values() if r.state == S.STOPPED]

@@ -42,7 +42,8 @@ def _tick(d: Deployment, rows: list[Replica], tasks: list[Task], signalled: set[
                                          port=r.port, exit_code=0 if r.id in signalled else None)
                 for r in rows if r.state in S.has_process()}
     verdicts = {r.id: ProbeVerdict(started=True, ready=r.ready) for r in rows}
-    out = reconcile_deployment(d, rows, tasks, observed, verdicts, set(), facts(), P, at(t))
+    out = reconcile_deployment(d, rows, tasks, observed, verdicts, set(), facts(), P, at(t),
+                               new_id=lambda: "new")
     signalled.update(rid for rid, _ in out.signals)
     return out
 
@@ -126,15 +127,40 @@ def test_an_illegal_transition_fails_the_tasks_and_is_reported_once() -> None:
 def test_an_unplaceable_replica_carries_why_as_a_field() -> None:
     d = replace(deployment(1, resources={"gpus": 1}), status=D.PENDING)
     one_gpu = facts(gpus=(Gpu(0, "H100"),))
+
+    def tick(d: Deployment, rows: list[Replica], in_use: frozenset[int],
+             t: float) -> Reconciliation:
+        return reconcile_deployment(d, rows, [], {}, {}, in_use, one_gpu, P, at(t),
+                                    new_id=lambda: "x")
+
     rows = [replace(replica(d, "a", S.PENDING, ready=False), pid=None, port=None)]
-    out = reconcile_deployment(d, rows, [], {}, {}, {0}, one_gpu, P, at(1))
+    out = tick(d, rows, frozenset({0}), 1)
     (stuck,) = out.replicas
     assert stuck.unschedulable == "needs 1 GPU; 0 of 1 free" and not out.launch
     assert out.deployment.status_reason == "Unschedulable: needs 1 GPU; 0 of 1 free"
     assert [e.reason for e in out.events if e.kind == "Replica"] == ["Unschedulable"]
-    again = reconcile_deployment(out.deployment, out.replicas, [], {}, {}, {0}, one_gpu, P,
-                                 at(2))
+    again = tick(out.deployment, out.replicas, frozenset({0}), 2)
     assert not again.events  # noted once
-    free = reconcile_deployment(again.deployment, again.replicas, [], {}, {}, set(), one_gpu,
-                                P, at(3))
+    free = tick(again.deployment, again.replicas, frozenset(), 3)
     assert [r.unschedulable for r in free.launch] == [""] and free.launch[0].gpus == [0]
+    assert (free.gpus_claimed, free.gpus_released) == ({0}, set())  # returned, not mutated
+
+
+def test_new_replicas_are_named_by_the_id_source_given() -> None:
+    d = replace(deployment(2), status=D.NEW)
+    ids = iter(["a1", "b2"])
+    out = reconcile_deployment(d, [], [], {}, {}, frozenset(), facts(), P, at(1),
+                               new_id=lambda: next(ids))
+    assert sorted(r.id for r in out.replicas) == ["echo-a1", "echo-b2"]
+    assert out.inserted == {"echo-a1", "echo-b2"}
+
+
+def test_a_stopped_replica_gives_its_gpus_back() -> None:
+    d = replace(deployment(1, resources={"gpus": 1}, desired=DesiredState.STOPPED),
+                status=D.ACTIVE)
+    held = replace(replica(d, "a", S.BACKOFF, ready=False, failures=1,
+                           failure=FailureKind.EXITED), gpus=[1], pid=None)
+    out = reconcile_deployment(d, [held], [], {}, {}, frozenset({1}),
+                               facts(gpus=(Gpu(0, "H100"), Gpu(1, "H100"))), P, at(1),
+                               new_id=lambda: "x")
+    assert out.deleted == ["a"] and out.gpus_released == {1} and not out.gpus_claimed
