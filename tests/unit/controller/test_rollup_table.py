@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from berth.controller.policy import Policy
-from berth.controller.rollup import Rollup, roll_up
+from berth.controller.rollup import RULES, Rollup, roll_up
 from berth.domain.records import Deployment, Replica
 from berth.domain.status import DEPLOYMENT_TRANSITIONS, DesiredState, FailureKind
 from berth.domain.status import DeploymentStatus as D
@@ -83,16 +83,19 @@ def _check(d: Deployment, rows: list[Replica], result: Rollup) -> None:
 
 
 def test_every_combination_the_rollup_can_see_is_a_legal_transition() -> None:
-    checked = 0
+    checked, fired = 0, set()
     for status, desired, halted, target in product(D, DesiredState, (False, True), (0, 1, 2)):
         if not _seen(status, desired):
             continue
         d = _deployment(status, desired, halted)
         for size in range(3):
             for rows in combinations_with_replacement(VARIANTS, size):
-                _check(d, list(rows), roll_up(d, list(rows), {"local": target}, P))
+                result = roll_up(d, list(rows), {"local": target}, P)
+                _check(d, list(rows), result)
+                fired.add(result.rule)
                 checked += 1
     assert checked > 30_000
+    assert fired == {rule.name for rule in RULES}  # no rule is shadowed by an earlier one
 
 
 SEEN_PAIRS = [(s, w) for s, w in product(D, DesiredState) if _seen(s, w)]
