@@ -9,7 +9,7 @@ from fastapi import Depends, FastAPI
 
 from berth import __version__
 from berth.api.auth import require_token
-from berth.api.body import DEFAULT_MAX_BODY_BYTES, unchecked_body_routes
+from berth.api.body import DEFAULT_MAX_BODY_BYTES, CheckedRoute, unchecked_body_routes
 from berth.api.dialects import load_dialects
 from berth.api.errors import install_error_handlers
 from berth.api.openapi import add_error_answers
@@ -46,6 +46,7 @@ def create_app(
     app.state.credentials = credentials
     app.state.address = address
     app.state.relay = GatewayRelay()
+    app.router.route_class = CheckedRoute
     app.state.max_body_bytes = max_body_bytes
     install_error_handlers(app)
     auth = [Depends(require_token)]
