@@ -4,12 +4,15 @@ error shape, never a 5xx, and nothing stored."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 from collections.abc import Iterator, MutableMapping
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from pydantic import BaseModel
 
 from berth.api.body import CheckedRoute, api_routes
@@ -170,3 +173,26 @@ def test_every_route_goes_through_the_shared_reader(env: ApiEnv) -> None:
     routes = list(api_routes(env.app.routes))
     assert len(routes) > 50
     assert [path for path, route in routes if not isinstance(route, CheckedRoute)] == []
+
+
+NAMES = itertools.count()
+# Any character a JSON string can carry, lone surrogates and NUL included.
+ANY_TEXT = st.lists(st.sampled_from(["\udfff", "\ud800", "\x00"]) | st.characters(codec="utf-8"),
+                    max_size=12).map("".join)
+
+
+@given(label=ANY_TEXT, env_value=ANY_TEXT, arg=ANY_TEXT, key=ANY_TEXT)
+@settings(max_examples=60, deadline=None, database=None, derandomize=True,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_free_strings_are_refused_or_stored_and_listed(
+        env: ApiEnv, label: str, env_value: str, arg: str, key: str) -> None:
+    url = CREATE_ROUTES["native"]
+    name = f"echo-{next(NAMES)}"
+    spec = {**SPEC, "name": name, "labels": {"team": label}, "envs": {"A": env_value},
+            "command": ["python3", arg], "api_keys": [key]}
+    created = env.http.post(url, content=encode(spec), headers=JSON)
+    assert created.status_code in (202, 422), created.text
+    listed = env.http.get(url)
+    assert listed.status_code == 200, listed.text
+    names = {d["name"] for d in listed.json()["items"]}
+    assert (name in names) == (created.status_code == 202)
