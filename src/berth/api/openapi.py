@@ -9,6 +9,7 @@ mirror each dialect's `render_error`; tests/unit/api/test_openapi.py holds them 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -19,6 +20,8 @@ from starlette.routing import BaseRoute
 
 from berth.api.body import api_routes, takes_body
 from berth.api.v1.models import ErrorDetail, ErrorOut
+
+_CONVERTOR = re.compile(r":\w+}")  # "{rest:path}" is "{rest}" in the document
 
 
 class _Shape(BaseModel):
@@ -113,7 +116,7 @@ def add_error_answers(schema: dict[str, Any], routes: Sequence[BaseRoute],
         surface = next((DIALECT_SURFACES[name] for name, prefixes in dialects
                         if path.startswith(prefixes)), NATIVE)
         for method in route.methods or ():
-            operation = paths.get(path, {}).get(method.lower())
+            operation = paths.get(_CONVERTOR.sub("}", path), {}).get(method.lower())
             if operation is None:
                 continue
             answers = operation.setdefault("responses", {})
