@@ -25,6 +25,8 @@ with warnings.catch_warnings():  # starlette prefers httpx2, which is not a depe
     warnings.simplefilter("ignore", StarletteDeprecationWarning)
     from fastapi.testclient import TestClient
 
+__all__ = ["CREATE_ROUTES", "ApiEnv", "TestClient"]
+
 # One create route per surface: the native API and each dialect.
 CREATE_ROUTES = {
     "native": "/v1/projects/p/deployments",

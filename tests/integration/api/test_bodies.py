@@ -17,8 +17,10 @@ from pydantic import BaseModel
 
 from berth.api.body import CheckedRoute, api_routes
 from berth.api.openapi import DIALECT_SURFACES, NATIVE
+from berth.server import build
+from berth.settings import Settings
 from tests.fuzz import encode, mutations, raw_bodies
-from tests.integration.api.app_env import CREATE_ROUTES, ApiEnv
+from tests.integration.api.app_env import CREATE_ROUTES, ApiEnv, TestClient
 
 SHAPES: dict[str, type[BaseModel]] = {
     "native": NATIVE.model, **{name: s.model for name, s in DIALECT_SURFACES.items()}}
@@ -196,3 +198,17 @@ def test_free_strings_are_refused_or_stored_and_listed(
     assert listed.status_code == 200, listed.text
     names = {d["name"] for d in listed.json()["items"]}
     assert (name in names) == (created.status_code == 202)
+
+
+def test_the_setting_sets_the_limit(tmp_path: Path) -> None:
+    loop = asyncio.new_event_loop()  # the gateway built beside the app takes the current loop
+    asyncio.set_event_loop(loop)
+    server = build(Settings(data_dir=tmp_path, max_body_bytes=2048, gpus=""))
+    token = server.settings.token_file.read_text().strip()
+    body = json.dumps({"name": "a" * 3000}).encode()
+    with TestClient(server.app, headers={"Authorization": f"Bearer {token}"}) as http:
+        assert http.post(CREATE_ROUTES["native"], content=body).status_code == 413
+        assert http.post(CREATE_ROUTES["native"], content=body[:1500] + b'"}').status_code == 422
+    server.store.close()
+    asyncio.set_event_loop(None)
+    loop.close()
