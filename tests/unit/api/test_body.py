@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import pytest
-from fastapi import APIRouter
+from fastapi import APIRouter, FastAPI
+from pydantic import BaseModel
+from starlette.exceptions import StarletteDeprecationWarning
 
 from berth.api.body import (
     MAX_DEPTH,
@@ -17,8 +20,13 @@ from berth.api.body import (
     text_violations,
     unchecked_body_routes,
 )
+from berth.api.errors import install_error_handlers
 from berth.domain.errors import MalformedBody, SpecInvalid
 from tests.fuzz import raw_bodies
+
+with warnings.catch_warnings():  # starlette prefers httpx2, which is not a dependency
+    warnings.simplefilter("ignore", StarletteDeprecationWarning)
+    from fastapi.testclient import TestClient
 
 
 @pytest.mark.parametrize(("raw", "value"), [
@@ -130,3 +138,29 @@ def test_a_body_route_on_a_plain_router_is_found() -> None:
     def _no_body() -> None: ...
 
     assert unchecked_body_routes([*plain.routes, *checked.routes]) == ["POST /plain"]
+
+
+class Item(BaseModel):
+    name: str
+    size: int
+
+
+def test_a_pydantic_body_route_gets_the_vetted_body() -> None:
+    app = FastAPI()
+    install_error_handlers(app)
+    router = api_router()
+
+    @router.post("/items")
+    def create(item: Item) -> dict[str, Any]:
+        return item.model_dump()
+
+    app.include_router(router)
+    with TestClient(app) as http:
+        ok = http.post("/items", content=b'{"name": "a", "size": 2}',
+                       headers={"Content-Type": "application/json"})
+        assert ok.status_code == 200 and ok.json() == {"name": "a", "size": 2}
+        for raw, status in [(b"[" * 10_000, 400), (b'{"name": "a", "size": NaN}', 400),
+                            (b'{"name": "\\udfff", "size": 1}', 422),
+                            (b'{"name": "a", "size": "x"}', 422)]:
+            answer = http.post("/items", content=raw, headers={"Content-Type": "application/json"})
+            assert answer.status_code == status, answer.text
