@@ -125,7 +125,7 @@ def build(settings: Settings) -> Server:
                      api_keys=ApiKeyService(store, utcnow),
                      credentials=CredentialService(
                          store, Vault(settings.credentials_key_file), utcnow),
-                     address=gateway_address(settings))
+                     address=gateway_address(settings), max_body_bytes=settings.max_body_bytes)
     return Server(settings, store, runtime, controller, gateway, app)
 
 

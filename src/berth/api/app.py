@@ -9,8 +9,10 @@ from fastapi import Depends, FastAPI
 
 from berth import __version__
 from berth.api.auth import require_token
+from berth.api.body import DEFAULT_MAX_BODY_BYTES, CheckedRoute, unchecked_body_routes
 from berth.api.dialects import load_dialects
 from berth.api.errors import install_error_handlers
+from berth.api.openapi import add_error_answers
 from berth.api.relay import GatewayRelay
 from berth.api.v1 import api_keys as api_keys_routes
 from berth.api.v1 import credentials as credentials_routes
@@ -33,6 +35,7 @@ def create_app(
     credentials: CredentialService,
     dialect_records: DialectRecordService | None = None,
     address: Callable[[str, str], str | None] = lambda _project, _name: None,
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
 ) -> FastAPI:
     app = FastAPI(title="Berth", version=__version__,
                   description="Self-hosted model inference endpoints: the control API.")
@@ -47,6 +50,8 @@ def create_app(
         deployments_service.store, deployments_service.clock)
     app.state.address = address
     app.state.relay = GatewayRelay()
+    app.router.route_class = CheckedRoute
+    app.state.max_body_bytes = max_body_bytes
     install_error_handlers(app)
     auth = [Depends(require_token)]
     app.include_router(deployments.router, dependencies=auth)
@@ -55,9 +60,16 @@ def create_app(
     app.include_router(credentials_routes.registries, dependencies=auth)
     app.include_router(credentials_routes.secrets, dependencies=auth)
     app.include_router(tokens_routes.router)
+    dialect_prefixes: list[tuple[str, tuple[str, ...]]] = []
     for dialect in load_dialects():
         app.include_router(dialect.router)
         app.state.error_renderers.append((dialect.PREFIX, dialect.render_error))
+        prefixes = dialect.PREFIX if isinstance(dialect.PREFIX, tuple) else (dialect.PREFIX,)
+        dialect_prefixes.append((dialect.__name__.split(".")[-2], prefixes))
+    unchecked = unchecked_body_routes(app.routes)
+    if unchecked:
+        raise RuntimeError(f"routes that read a body without the shared reader: {unchecked}; "
+                           "make their router with berth.api.body.api_router()")
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict[str, str]:
@@ -71,6 +83,7 @@ def create_app(
             components = schema.setdefault("components", {}).setdefault("schemas", {})
             components.update(spec.pop("$defs", {}))
             components["DeploymentSpec"] = spec
+            add_error_answers(schema, app.routes, dialect_prefixes)
             app.openapi_schema = schema
         return app.openapi_schema
 

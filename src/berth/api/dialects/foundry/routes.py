@@ -11,13 +11,14 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import httpx
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import Depends, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import IntegrityError
 
 from berth.api import state
 from berth.api.auth import authenticate, check_scope, token_from
+from berth.api.body import JsonBody, api_router
 from berth.api.dialects.foundry.shapes import (
     BRANCH_KIND,
     DIALECT,
@@ -45,7 +46,6 @@ from berth.api.dialects.foundry.shapes import (
     version_not_found,
 )
 from berth.api.relay import timeout as relay_timeout
-from berth.api.v1.deployments import JsonBody
 from berth.domain.errors import BerthError, Forbidden, NotFound, SpecInvalid
 from berth.domain.records import Deployment
 from berth.domain.status import DeploymentStatus
@@ -87,7 +87,7 @@ def _preview(preview: Annotated[str | None, Query()] = None) -> None:
                            "this endpoint is in preview: add preview=true to the query")
 
 
-router = APIRouter(prefix=PREFIX, tags=["foundry"], dependencies=[Depends(_auth)])
+router = api_router(prefix=PREFIX, tags=["foundry"], dependencies=[Depends(_auth)])
 Preview = [Depends(_preview)]
 
 

@@ -281,11 +281,13 @@ def error_body(exc: BerthError, instance_id: str) -> tuple[int, dict[str, Any]]:
                             "errorInstanceId": instance_id, "parameters": exc.parameters}
     status = 400 if exc.status in (400, 422) else exc.status
     code = {400: "INVALID_ARGUMENT", 401: "UNAUTHORIZED", 403: "PERMISSION_DENIED",
-            404: "NOT_FOUND", 409: "CONFLICT"}.get(status, "INTERNAL")
+            404: "NOT_FOUND", 409: "CONFLICT",
+            413: "REQUEST_ENTITY_TOO_LARGE"}.get(status, "INTERNAL")
     name = {"INVALID_ARGUMENT": "Default:InvalidArgument", "UNAUTHORIZED": "MissingCredentials"
             if "missing" in exc.message else "Default:Unauthorized",
             "PERMISSION_DENIED": "Default:PermissionDenied", "NOT_FOUND": "Default:NotFound",
-            "CONFLICT": "Default:Conflict"}.get(code, "Default:Internal")
+            "CONFLICT": "Default:Conflict", "REQUEST_ENTITY_TOO_LARGE":
+            "Default:RequestEntityTooLarge"}.get(code, "Default:Internal")
     parameters: dict[str, Any] = {"message": exc.message}
     if isinstance(exc, SpecInvalid):
         parameters["violations"] = [{"field": v.field, "rule": v.rule, "message": v.message}

@@ -9,14 +9,14 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import Query, Request, Response
 
 from berth.api import state
-from berth.api.v1.deployments import JsonBody
+from berth.api.body import JsonBody, api_router
 from berth.domain.records import RegistryCredential, Secret
 from berth.services.credentials import shown_data
 
-router = APIRouter()
+router = api_router()
 REGISTRY = "/v3/inference/{project_id}/registry_credentials"
 SECRETS = "/v3/inference/{project_id}/secrets"
 Limit = Annotated[int, Query(ge=1, le=1000)]

@@ -4,16 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Request, Response
+from fastapi import Request, Response
 
 from berth.api import state
+from berth.api.body import JsonBody, api_router
 from berth.api.dialects.gcore.shapes import region_id
-from berth.api.v1.deployments import JsonBody
 from berth.domain.errors import SpecInvalid, Violation
 from berth.domain.platform import Flavor, PlatformFacts
 from berth.domain.records import ApiKey
 
-router = APIRouter()
+router = api_router()
 KEYS = "/v3/inference/{project_id}/api_keys"
 
 

@@ -5,23 +5,23 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import Depends, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
 from berth.api import state
 from berth.api.auth import require_token
+from berth.api.body import JsonBody, api_router
 from berth.api.dialects.gcore import credentials, keys, v2
 from berth.api.dialects.gcore.credentials import check_credentials_name
 from berth.api.dialects.gcore.shapes import region_id, task_to_gcore, to_gcore, to_native
-from berth.api.v1.deployments import JsonBody
 from berth.domain.errors import BerthError, NotFound, SpecInvalid
 from berth.domain.records import Deployment
 from berth.domain.status import DeploymentStatus
 from berth.services.deployments import Change
 
 PREFIX = "/cloud/"
-router = APIRouter(prefix="/cloud", tags=["gcore"], dependencies=[Depends(require_token)])
+router = api_router(prefix="/cloud", tags=["gcore"], dependencies=[Depends(require_token)])
 DEPLOYMENTS = "/v3/inference/{project_id}/deployments"
 Limit = Annotated[int, Query(ge=1, le=1000)]
 Offset = Annotated[int, Query(ge=0)]

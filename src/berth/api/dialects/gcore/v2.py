@@ -9,16 +9,16 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import Request
 
 from berth.api import state
+from berth.api.body import JsonBody, api_router
 from berth.api.dialects.gcore.shapes import to_gcore, to_native
-from berth.api.v1.deployments import JsonBody
 from berth.domain.errors import NotFound, SpecInvalid, Violation
 from berth.domain.records import Deployment
 from berth.domain.status import DeploymentStatus
 
-router = APIRouter()
+router = api_router()
 INSTANCE = "/v2/inference/deployments/{instance_id}"
 FLAVORS = uuid.UUID("6f3c8a6e-0a51-4d8e-9a64-2f1c6c1e0b7a")  # namespace of flavor ids
 

@@ -12,18 +12,18 @@ from typing import Any
 
 import anyio
 import httpx
-from fastapi import APIRouter, Request
+from fastapi import Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, StreamingResponse
 
 from berth.api import state
+from berth.api.body import JsonBody, api_router
 from berth.api.dialects.scale import sse
 from berth.api.dialects.scale.access import Upstream, target
 from berth.api.relay import timeout
-from berth.api.v1.deployments import JsonBody
 from berth.domain.errors import SpecInvalid, Violation
 
-router = APIRouter()
+router = api_router()
 OPENAI_ROUTES = {"chat": "/v1/chat/completions", "completion": "/v1/completions"}
 DEFAULT_TIMEOUT = 300.0
 STREAM_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}

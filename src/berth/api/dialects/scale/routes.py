@@ -7,10 +7,11 @@ import contextlib
 import uuid
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import Depends, Query, Request
 from fastapi.responses import JSONResponse
 
 from berth.api import state
+from berth.api.body import JsonBody, api_router
 from berth.api.dialects.scale import access, inference
 from berth.api.dialects.scale.shapes import (
     DIALECT,
@@ -24,7 +25,6 @@ from berth.api.dialects.scale.shapes import (
     to_native,
     to_scale,
 )
-from berth.api.v1.deployments import JsonBody
 from berth.domain.errors import BerthError, Conflict, NotFound, SpecInvalid, Violation
 from berth.store.dialect_records import DialectRecord
 
@@ -34,7 +34,7 @@ PATCH_FIELDS = {"model_metadata", VC, "name", "on_conflict"}
 
 
 PREFIX = "/v5/"
-router = APIRouter(prefix="/v5", tags=["scale"],
+router = api_router(prefix="/v5", tags=["scale"],
                    dependencies=[Depends(access.require_api_key)])
 
 

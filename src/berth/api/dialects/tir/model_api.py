@@ -21,12 +21,13 @@ from collections.abc import AsyncIterator
 
 import anyio
 import httpx
-from fastapi import APIRouter, Request
+from fastapi import Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
 
 from berth.api import state
 from berth.api.auth import check_scope, token_from
+from berth.api.body import api_router
 from berth.api.dialects.tir.shapes import DIALECT, KIND
 from berth.api.relay import timeout as relay_timeout
 from berth.domain.errors import BerthError, NotFound
@@ -35,7 +36,7 @@ from berth.domain.status import DeploymentStatus
 from berth.store.dialect_records import DialectRecord
 
 PREFIX = "/project/p-"
-router = APIRouter(prefix="/project/p-{project}", tags=["tir"])
+router = api_router(prefix="/project/p-{project}", tags=["tir"])
 HOP_BY_HOP = frozenset({"connection", "keep-alive", "proxy-authenticate", "proxy-authorization",
                         "te", "trailer", "transfer-encoding", "upgrade", "host",
                         "content-length"})

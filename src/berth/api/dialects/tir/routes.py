@@ -12,15 +12,15 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import Depends, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
 from berth.api import state
 from berth.api.auth import authenticate, check_scope, token_from
+from berth.api.body import JsonBody, api_router
 from berth.api.dialects.tir import model_api, shapes
 from berth.api.dialects.tir.shapes import DIALECT, KIND, berth_project, envelope, scope_project
-from berth.api.v1.deployments import JsonBody
 from berth.domain.errors import BerthError, NotFound, SpecInvalid, Violation
 from berth.domain.records import Deployment
 from berth.domain.status import DeploymentStatus
@@ -36,7 +36,7 @@ def require_tir_token(request: Request) -> None:
     check_scope(request, principal, scope_project(request.path_params))
 
 
-gpu = APIRouter(prefix="/myaccount/api/v1/gpu", tags=["tir"],
+gpu = api_router(prefix="/myaccount/api/v1/gpu", tags=["tir"],
                 dependencies=[Depends(require_tir_token)])
 INFERENCE = "/teams/{team}/projects/{project}/serving/inference"
 ONE = INFERENCE + "/{inference_id}"
@@ -220,6 +220,6 @@ def async_status(team: int, project: int, inference_id: int, request: Request,
     return envelope([], "No async requests recorded")
 
 
-router = APIRouter()  # what the app mounts: the control API and the model API
+router = api_router()  # what the app mounts: the control API and the model API
 router.include_router(gpu)
 router.include_router(model_api.router)
