@@ -28,7 +28,7 @@ from berth.domain.status import DeploymentStatus, ReplicaState
 from berth.probes.checks import ProbeTarget
 from berth.probes.prober import ReplicaProber
 from berth.probes.tracker import ProbeVerdict
-from berth.runtime.base import Runtime
+from berth.runtime.base import LogPolicy, Runtime
 from berth.store.engine import Store
 
 log = logging.getLogger("berth.controller")
@@ -196,6 +196,9 @@ class Controller:
     async def _apply(self, result: Reconciliation) -> list[Replica]:
         """Write, signal and launch; the deployment's rows as they now stand."""
         d = result.deployment
+        if d.status != DeploymentStatus.DELETED:
+            kept = d.spec.logging
+            self.runtime.keep_logs(d.id, LogPolicy(kept.enabled, kept.retention_period))
         if result.changed:
             with self.store.write(notify=False) as tx:
                 if result.routing_changed:
