@@ -29,7 +29,7 @@ from berth.domain.status import DeploymentStatus, FailureKind, ReplicaState
 from berth.probes.checks import ProbeTarget
 from berth.probes.prober import ReplicaProber
 from berth.probes.tracker import ProbeVerdict
-from berth.runtime.base import Runtime
+from berth.runtime.base import LogPolicy, Runtime
 from berth.store.engine import Store
 
 log = logging.getLogger("berth.controller")
@@ -203,6 +203,9 @@ class Controller:
         d = result.deployment
         for error in result.errors:
             log.error("%s", error)
+        if d.status != DeploymentStatus.DELETED:
+            kept = d.spec.logging
+            self.runtime.keep_logs(d.id, LogPolicy(kept.enabled, kept.retention_period))
         if result.changed:
             with self.store.write(notify=False) as tx:
                 if result.routing_changed:

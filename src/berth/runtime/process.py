@@ -19,6 +19,7 @@ import signal as signals
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,11 +29,19 @@ import psutil
 from berth.runtime.base import (
     LaunchSpec,
     LogLine,
+    LogPolicy,
     ProcessObservation,
     ReplicaStats,
     StartedReplica,
 )
-from berth.runtime.logfiles import append_line, read_logs
+from berth.runtime.logfiles import (
+    append_line,
+    prune,
+    prune_every,
+    read_logs,
+    read_policy,
+    write_policy,
+)
 
 SHIM_MODULE = "berth.runtime.shim"
 _POLL = 0.02
@@ -62,6 +71,8 @@ class ProcessRuntime:
         self.host = host
         self._replicas: dict[str, _Replica] = {}
         self._unreaped: list[subprocess.Popen[bytes]] = []
+        self._log_policies: dict[str, LogPolicy] = {}
+        self._next_prune: dict[str, float] = {}
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -91,7 +102,8 @@ class ProcessRuntime:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         exit_path = self.run_dir / f"{rid}.exit"
         exit_path.unlink(missing_ok=True)
-        append_line(log_path, "berth", f"starting: {shlex.join(command)}")
+        if read_policy(log_path.parent).enabled:
+            append_line(log_path, "berth", f"starting: {shlex.join(command)}")
         popen = subprocess.Popen(  # noqa: ASYNC220 - a fork/exec, not a wait
             [sys.executable, "-m", SHIM_MODULE, "--log", str(log_path),
              "--exit-file", str(exit_path), "--", *command],
@@ -231,6 +243,27 @@ class ProcessRuntime:
 
     def purge_logs(self, deployment_id: str) -> None:
         shutil.rmtree(self.logs_dir / _component(deployment_id), ignore_errors=True)
+        self._log_policies.pop(deployment_id, None)
+        self._next_prune.pop(deployment_id, None)
+
+    def keep_logs(self, deployment_id: str, policy: LogPolicy) -> None:
+        """Write the policy for the shims when it changes; prune the files no running shim
+        writes (each running shim prunes its own), at most every `prune_every` seconds."""
+        directory = self.logs_dir / _component(deployment_id)
+        if self._log_policies.get(deployment_id) != policy:
+            write_policy(directory, policy)
+            self._log_policies[deployment_id] = policy
+            self._next_prune[deployment_id] = 0.0
+        if policy.retention_seconds is None:
+            return
+        now = time.monotonic()
+        if now < self._next_prune.get(deployment_id, 0.0):
+            return
+        self._next_prune[deployment_id] = now + prune_every(policy)
+        writing = {rid for rid, r in self._replicas.items() if self._alive(r)}
+        for path in directory.glob("*.log"):
+            if path.stem not in writing:
+                prune(path, time.time() - policy.retention_seconds)
 
     # -- internals ---------------------------------------------------------------------
 

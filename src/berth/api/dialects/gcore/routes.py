@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -14,7 +15,20 @@ from berth.api.auth import require_token
 from berth.api.body import JsonBody, api_router
 from berth.api.dialects.gcore import credentials, keys, v2
 from berth.api.dialects.gcore.credentials import check_credentials_name
-from berth.api.dialects.gcore.shapes import region_id, task_to_gcore, to_gcore, to_native
+from berth.api.dialects.gcore.models import (
+    DeploymentCreate,
+    DeploymentUpdate,
+    check_project,
+    parse,
+    request_body,
+)
+from berth.api.dialects.gcore.shapes import (
+    gcore_fields,
+    region_id,
+    task_to_gcore,
+    to_gcore,
+    to_native,
+)
 from berth.domain.errors import BerthError, NotFound, SpecInvalid
 from berth.domain.records import Deployment
 from berth.domain.status import DeploymentStatus
@@ -50,11 +64,26 @@ def _tasks(change: Change) -> dict[str, list[str]]:
     return {"tasks": [change.task.id]}
 
 
-@router.post(DEPLOYMENTS)
-def create(project_id: int, request: Request, body: JsonBody) -> dict[str, list[str]]:
-    data = to_native(body, state.facts(request))
+def _native(request: Request, project_id: int, body: DeploymentUpdate, *,
+            partial: bool = False) -> dict[str, Any]:
+    check_project(body, project_id)
+    data = to_native(body, state.facts(request), partial=partial)
     check_credentials_name(request, project_id, data)
-    return _tasks(state.deployments(request).create(str(project_id), data))
+    return data
+
+
+def _apply(change: Callable[[], Change]) -> dict[str, list[str]]:
+    """A service change, its native validation errors named as Gcore's fields."""
+    try:
+        return _tasks(change())
+    except SpecInvalid as exc:
+        raise gcore_fields(exc) from None
+
+
+@router.post(DEPLOYMENTS, openapi_extra=request_body(DeploymentCreate))
+def create(project_id: int, request: Request, body: JsonBody) -> dict[str, list[str]]:
+    data = _native(request, project_id, parse(DeploymentCreate, body))
+    return _apply(lambda: state.deployments(request).create(str(project_id), data))
 
 
 @router.get(DEPLOYMENTS)
@@ -76,20 +105,18 @@ def get(project_id: int, name: str, request: Request) -> dict[str, Any]:
     return _shape(request, _live(request, project_id, name))
 
 
-@router.patch(DEPLOYMENTS + "/{name}")
+@router.patch(DEPLOYMENTS + "/{name}", openapi_extra=request_body(DeploymentUpdate))
 def update(project_id: int, name: str, request: Request,
            body: JsonBody) -> dict[str, list[str]]:
-    patch = to_native(body, state.facts(request), partial=True)
-    check_credentials_name(request, project_id, patch)
-    return _tasks(state.deployments(request).patch(str(project_id), name, patch))
+    patch = _native(request, project_id, parse(DeploymentUpdate, body), partial=True)
+    return _apply(lambda: state.deployments(request).patch(str(project_id), name, patch))
 
 
-@router.put(DEPLOYMENTS + "/{name}")
+@router.put(DEPLOYMENTS + "/{name}", openapi_extra=request_body(DeploymentCreate))
 def replace(project_id: int, name: str, request: Request,
             body: JsonBody) -> dict[str, list[str]]:
-    data = to_native(body, state.facts(request))
-    check_credentials_name(request, project_id, data)
-    return _tasks(state.deployments(request).replace(str(project_id), name, data))
+    data = _native(request, project_id, parse(DeploymentCreate, body))
+    return _apply(lambda: state.deployments(request).replace(str(project_id), name, data))
 
 
 @router.delete(DEPLOYMENTS + "/{name}")
