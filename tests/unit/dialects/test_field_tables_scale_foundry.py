@@ -298,3 +298,17 @@ def test_foundry_fields_that_act_change_the_native_spec(foundry_app: DialectApp)
         with_it = _foundry_native(foundry_app, _set(_replace_body(rest), field, value),
                                   f"with-{i}")
         assert _at(without, natives[field]) != _at(with_it, natives[field]), field
+
+
+def test_dialect_routes_have_request_schemas(scale_app: DialectApp) -> None:
+    paths = scale_app.http.get("/openapi.json").json()["paths"]
+    for path, method, field in (
+            ("/v5/models", "post", "vendor_configuration"),
+            ("/v5/models/{model_id}", "patch", "vendor_configuration"),
+            ("/v5/inference", "post", "inference_configuration"),
+            ("/v5/chat/completions", "post", "messages"),
+            ("/api/v2/models", "post", "parentFolderRid"),
+            ("/api/v2/models/liveDeployments", "post", "runtimeConfiguration"),
+            ("/api/v2/models/liveDeployments/{rid}", "put", "runtimeConfiguration")):
+        schema = paths[path][method]["requestBody"]["content"]["application/json"]["schema"]
+        assert field in json.dumps(schema) and "$defs" not in json.dumps(schema), path
