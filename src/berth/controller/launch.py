@@ -20,13 +20,19 @@ def effective_probes(spec: DeploymentSpec) -> Probes:
     return Probes(readiness=DEFAULT_READINESS)
 
 
+# The thread-pool sizes of the common numeric libraries, set from `resources.threads`.
+THREAD_ENVS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS",
+               "NUMEXPR_NUM_THREADS", "VECLIB_MAXIMUM_THREADS", "RAYON_NUM_THREADS")
+
+
 def replica_envs(d: Deployment) -> dict[str, str]:
     envs = dict(d.spec.envs)
     envs.update(BERTH_DEPLOYMENT=d.name, BERTH_PROJECT=d.project,
                 BERTH_LISTENING_PORT=str(d.spec.listening_port))
     threads = d.spec.resources.threads if d.spec.resources else None
     if threads is not None:
-        envs.setdefault("OMP_NUM_THREADS", str(threads))
+        for name in THREAD_ENVS:  # an env the user set wins
+            envs.setdefault(name, str(threads))
         envs["BERTH_THREADS"] = str(threads)
     return envs
 
