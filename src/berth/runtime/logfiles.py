@@ -22,7 +22,8 @@ BLOCK = 64 * 1024
 
 def append_line(path: Path, stream: str, line: str) -> None:
     record = {"ts": time.time(), "stream": stream, "line": line}
-    with path.open("a", encoding="utf-8") as f:
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)  # private, as the shim's
+    with open(fd, "a", encoding="utf-8") as f:
         f.write(json.dumps(record, ensure_ascii=False) + "\n")
 
 

@@ -30,7 +30,8 @@ def _ignore(signum: int, frame: object) -> None:
 
 class _LogWriter:
     def __init__(self, path: str) -> None:
-        self._file: IO[str] = open(path, "a", encoding="utf-8")  # noqa: SIM115
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)  # private
+        self._file: IO[str] = open(fd, "a", encoding="utf-8")  # noqa: SIM115
 
     def write(self, stream: str, line: str) -> None:
         record = {"ts": time.time(), "stream": stream, "line": line}
@@ -83,7 +84,8 @@ class _LineSplitter:
 
 def write_exit_file(path: str, code: int, error: str) -> None:
     tmp = f"{path}.tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with open(fd, "w", encoding="utf-8") as f:
         json.dump({"code": code, "error": error, "ts": time.time()}, f)
     os.replace(tmp, path)
 
