@@ -19,7 +19,7 @@ import os
 import time
 from collections.abc import Iterable
 from pathlib import Path
-from typing import BinaryIO
+from typing import IO, BinaryIO
 
 from berth.runtime.base import LogLine, LogPolicy
 
@@ -69,7 +69,7 @@ def prune(path: Path, older_than: float) -> None:
                 return
             tmp = path.with_name(path.name + ".pruning")
             f.seek(start)
-            with tmp.open("wb") as out:
+            with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as out:
                 while chunk := f.read(BLOCK):
                     out.write(chunk)
             os.replace(tmp, path)
@@ -86,10 +86,16 @@ def _line_start(f: BinaryIO, offset: int) -> int:
     return f.tell()
 
 
+def open_log(path: Path | str) -> IO[str]:
+    """A log file opened for appending, created private (0600) whatever the umask."""
+    return open(os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600), "a",
+                encoding="utf-8")
+
+
 def append_line(path: Path, stream: str, line: str) -> None:
     """One line from the runtime itself; the caller checks the policy."""
     record = {"ts": time.time(), "stream": stream, "line": line}
-    with path.open("a", encoding="utf-8") as f:
+    with open_log(path) as f:
         f.write(json.dumps(record, ensure_ascii=False) + "\n")
 
 

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import IO
 
 from berth.runtime.base import LogPolicy
-from berth.runtime.logfiles import POLICY_FILE, prune, prune_every, read_policy
+from berth.runtime.logfiles import POLICY_FILE, open_log, prune, prune_every, read_policy
 
 MAX_LINE = 16 * 1024
 READ_SIZE = 64 * 1024
@@ -40,7 +40,7 @@ def _ignore(signum: int, frame: object) -> None:
 class _LogWriter:
     def __init__(self, path: str) -> None:
         self._path = Path(path)
-        self._file: IO[str] = open(path, "a", encoding="utf-8")  # noqa: SIM115
+        self._file: IO[str] = open_log(path)
         self._policy = LogPolicy()
         self._policy_mtime: int | None = None
         self._next_check = 0.0
@@ -83,7 +83,7 @@ class _LogWriter:
             self._file.close()  # this shim is the file's one writer: prune, then reopen
             with contextlib.suppress(OSError):  # a failed prune keeps the lines; no more
                 prune(self._path, time.time() - retention)
-            self._file = open(self._path, "a", encoding="utf-8")  # noqa: SIM115
+            self._file = open_log(self._path)
 
     def close(self) -> None:
         self._file.close()
@@ -128,7 +128,8 @@ class _LineSplitter:
 
 def write_exit_file(path: str, code: int, error: str) -> None:
     tmp = f"{path}.tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with open(fd, "w", encoding="utf-8") as f:
         json.dump({"code": code, "error": error, "ts": time.time()}, f)
     os.replace(tmp, path)
 

@@ -161,7 +161,9 @@ async def logs(
     svc = state.deployments(request)
     d = await run_in_threadpool(svc.get, project, name)
     runtime = state.runtime(request)
-    lines = runtime.logs(d.id, since=since, limit=limit, replica_id=replica)
+    # Log files are read in a worker thread: up to 100,000 lines must not stall the loop.
+    lines = await run_in_threadpool(runtime.logs, d.id, since=since, limit=limit,
+                                    replica_id=replica)
     if not follow:
         return LogList(items=[log_out(line) for line in lines])
 
@@ -175,7 +177,8 @@ async def logs(
             if await request.is_disconnected():
                 return
             await asyncio.sleep(0.25)
-            batch = runtime.logs(d.id, since=last, limit=limit, replica_id=replica)
+            batch = await run_in_threadpool(runtime.logs, d.id, since=last, limit=limit,
+                                            replica_id=replica)
             if not batch:
                 current = await run_in_threadpool(svc.get, project, name)
                 if current.status == DeploymentStatus.DELETED:

@@ -140,7 +140,7 @@ async def logs(project_id: int, name: str, request: Request, limit: Limit = 100,
                    alias="region_id")] = None) -> dict[str, Any]:
     d = await run_in_threadpool(_live, request, project_id, name)
     runtime = state.runtime(request)
-    lines = runtime.logs(d.id, limit=limit + offset)
+    lines = await run_in_threadpool(runtime.logs, d.id, limit=limit + offset)
     region = region_id(d.spec.containers[0].region, state.facts(request))
     page = list(reversed(lines))[offset:offset + limit]  # newest first, as Gcore pages
     return {"count": len(lines), "results": [

@@ -183,7 +183,7 @@ async def logs(team: int, project: int, inference_id: int, request: Request,
     rec = await run_in_threadpool(_record, request, team, project, inference_id)
     d = await run_in_threadpool(_live, request, rec)
     runtime = state.runtime(request)
-    lines = runtime.logs(d.id, limit=max(1, min(limit, 5000)))
+    lines = await run_in_threadpool(runtime.logs, d.id, limit=max(1, min(limit, 5000)))
     return envelope([{"pod_name": ln.replica_id, "stream": ln.stream, "message": ln.line,
                       "timestamp": datetime.fromtimestamp(ln.ts, UTC).isoformat()
                       .replace("+00:00", "Z")} for ln in lines])
