@@ -140,7 +140,7 @@ def test_advance_config_probes_are_the_endpoints_probes(server: BerthServer) -> 
             assert events.headers["content-type"] == "text/event-stream"
             lines = [ln for ln in events.iter_lines() if ln]
         assert lines[-1] == "data: [DONE]" and json.loads(lines[0][6:])["echo"] == {"a": 1}
-        unknown = http.post(f"{MODEL_API}/endpoint/is-{eid}/v2/models/x/infer", json={})
+        unknown = http.post(f"{MODEL_API}/endpoint/is-{eid}/no/such/route", json={})
         assert unknown.status_code == 404 and "not found: POST" in unknown.json()["error"]
         assert http.delete(f"{BASE}/{eid}/").status_code == 200
 
