@@ -8,7 +8,7 @@ from typing import Any
 from fastapi import Depends, FastAPI
 
 from berth import __version__
-from berth.api.auth import require_token
+from berth.api.auth import public, require_token
 from berth.api.dialects import load_dialects
 from berth.api.errors import install_error_handlers
 from berth.api.relay import GatewayRelay
@@ -55,7 +55,7 @@ def create_app(
         app.include_router(dialect.router)
         app.state.error_renderers.append((dialect.PREFIX, dialect.render_error))
 
-    @app.get("/healthz", include_in_schema=False)
+    @app.get("/healthz", include_in_schema=False, dependencies=[Depends(public)])
     def healthz() -> dict[str, str]:
         return {"status": "ok"}
 

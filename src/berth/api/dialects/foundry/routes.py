@@ -17,7 +17,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import IntegrityError
 
 from berth.api import state
-from berth.api.auth import authenticate, check_scope, token_from
+from berth.api.auth import Authorization
 from berth.api.dialects.foundry.shapes import (
     BRANCH_KIND,
     DIALECT,
@@ -44,6 +44,7 @@ from berth.api.dialects.foundry.shapes import (
     translate,
     version_not_found,
 )
+from berth.api.relay import route_url
 from berth.api.relay import timeout as relay_timeout
 from berth.api.v1.deployments import JsonBody
 from berth.domain.errors import BerthError, Forbidden, NotFound, SpecInvalid
@@ -57,15 +58,6 @@ LIVE = "/liveDeployments"
 DENIED = {"start": "StartLiveDeploymentPermissionDenied",
           "disable": "DisableLiveDeploymentPermissionDenied",
           "transformJson": "TransformJsonLiveDeploymentPermissionDenied"}
-
-
-def _auth(request: Request) -> None:
-    """Bearer token; the token must reach the project `foundry`, and write for non-GETs."""
-    principal = authenticate(request, token_from(request))
-    try:
-        check_scope(request, principal, PROJECT)
-    except Forbidden as exc:
-        raise _denied(request, exc) from None
 
 
 def _denied(request: Request, exc: Forbidden) -> BerthError:
@@ -87,6 +79,13 @@ def _preview(preview: Annotated[str | None, Query()] = None) -> None:
                            "this endpoint is in preview: add preview=true to the query")
 
 
+def _project(_request: Request) -> str:
+    return PROJECT
+
+
+# Bearer token; the token must reach the project `foundry` (every Foundry object lives
+# there), and write for non-GETs.
+_auth = Authorization(project=_project, params=None, denied=_denied)
 router = APIRouter(prefix=PREFIX, tags=["foundry"], dependencies=[Depends(_auth)])
 Preview = [Depends(_preview)]
 
@@ -261,9 +260,10 @@ async def transform_json(rid: str, request: Request, body: JsonBody) -> dict[str
     if d.status == DeploymentStatus.DISABLED or not address:
         raise FoundryError("InferenceFailure", "INVALID_ARGUMENT", "the deployment is disabled",
                            liveDeploymentRid=rid, errorMessage="the deployment is disabled")
+    url = route_url(address, d.spec.routes.predict)
     try:
         answer = await state.relay(request).post(
-            address + d.spec.routes.predict, json=body["input"],
+            url, json=body["input"],
             timeout=relay_timeout(min(d.spec.timeouts.total, 300)))
     except httpx.TimeoutException:
         raise FoundryError("InferenceTimeout", "TIMEOUT", "the deployment took too long",

@@ -7,6 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 
 from berth.api import state
+from berth.api.auth import platform_fact
 from berth.api.dialects.gcore.shapes import region_id
 from berth.api.v1.deployments import JsonBody
 from berth.domain.errors import SpecInvalid, Violation
@@ -81,6 +82,7 @@ def capacity_of(flavor: Flavor, facts: PlatformFacts, gpus_in_use: set[int]) -> 
 
 
 @router.get("/v3/inference/capacity")
+@platform_fact
 def capacity(request: Request) -> dict[str, Any]:
     facts = state.facts(request)
     deployments = state.deployments(request)

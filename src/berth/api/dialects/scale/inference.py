@@ -19,7 +19,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from berth.api import state
 from berth.api.dialects.scale import sse
 from berth.api.dialects.scale.access import Upstream, target
-from berth.api.relay import timeout
+from berth.api.relay import route_url, timeout
 from berth.api.v1.deployments import JsonBody
 from berth.domain.errors import SpecInvalid, Violation
 
@@ -118,10 +118,10 @@ async def inference(request: Request, body: JsonBody) -> dict[str, Any] | Stream
             raise SpecInvalid([Violation("stream", "not_streaming", (
                 f"model {body['model']!r} has no streaming_predict_route: set "
                 "vendor_configuration.model_image.streaming_predict_route"))])
-        return await _relay(state.relay(request), address + route, args, seconds,
+        return await _relay(state.relay(request), route_url(address, route), args, seconds,
                             sse.inference_chunk)
-    response = await _call(state.relay(request), address + d.spec.routes.predict, args,
-                           seconds)
+    response = await _call(state.relay(request), route_url(address, d.spec.routes.predict),
+                           args, seconds)
     return {"response": response, "object": "generic_inference"}
 
 
@@ -129,7 +129,7 @@ async def _openai(request: Request, body: Any, kind: str) -> JSONResponse | Stre
     body = _body(body)
     d, address, name = await run_in_threadpool(target, request, body.get("model"))
     forward = body | {"model": name}  # the model is served under its Scale name
-    url = address + OPENAI_ROUTES[kind]
+    url = route_url(address, OPENAI_ROUTES[kind])
     seconds = max(d.spec.timeouts.first_byte, d.spec.timeouts.idle)
     client = state.relay(request)
     if body.get("stream") is True:
