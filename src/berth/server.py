@@ -14,6 +14,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import psutil
 import uvicorn
@@ -52,11 +53,25 @@ def machine_facts(settings: Settings) -> PlatformFacts:
         max_threads=settings.max_thread_count, flavors=machine_flavors(cpus, memory, gpus))
 
 
+def prepare_data_dir(settings: Settings) -> None:
+    """The data directory, private to the server's user (0700, whatever the umask): it holds
+    the admin token, the database and the logs."""
+    settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.chmod(settings.data_dir, 0o700)
+
+
+def private_file(path: Path) -> Path:
+    """Create `path` if missing, and make it 0600 (an existing one too)."""
+    os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600))
+    os.chmod(path, 0o600)
+    return path
+
+
 def owner_id(settings: Settings) -> str:
     """A stable id for this data directory, stamped on every replica process."""
     path = settings.data_dir / "owner-id"
-    if not path.exists():
-        path.write_text(uuid.uuid4().hex + "\n")
+    if not path.exists() or not path.read_text().strip():
+        private_file(path).write_text(uuid.uuid4().hex + "\n")
     return path.read_text().strip()
 
 
@@ -66,7 +81,7 @@ def configure_logging(settings: Settings) -> None:
     root.setLevel(logging.INFO)
     logging.getLogger("httpx").setLevel(logging.WARNING)
     for handler in (logging.StreamHandler(sys.stderr),
-                    logging.FileHandler(settings.data_dir / "berth.log")):
+                    logging.FileHandler(private_file(settings.data_dir / "berth.log"))):
         handler.setFormatter(fmt)
         root.addHandler(handler)
 
@@ -104,11 +119,12 @@ def gateway_address(settings: Settings) -> Callable[[str, str], str]:
 
 
 def build(settings: Settings) -> Server:
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    prepare_data_dir(settings)
     store = Store(settings.db_url)
     store.migrate()
     facts = machine_facts(settings)
-    runtime = ProcessRuntime(settings.runtime_dir, settings.logs_dir, owner_id(settings))
+    runtime = ProcessRuntime(settings.runtime_dir, settings.logs_dir, owner_id(settings),
+                             work_dir=settings.data_dir / "replicas")
     tokens = TokenService(store)
     if tokens.ensure_admin_token(settings.token_file, utcnow()):
         log.info("created a new admin token")
@@ -125,13 +141,14 @@ def build(settings: Settings) -> Server:
                      api_keys=ApiKeyService(store, utcnow),
                      credentials=CredentialService(
                          store, Vault(settings.credentials_key_file), utcnow),
-                     address=gateway_address(settings))
+                     address=gateway_address(settings), max_body_bytes=settings.max_body_bytes)
     return Server(settings, store, runtime, controller, gateway, app)
 
 
 def new_gateway(settings: Settings, store: Store) -> Gateway:
     return Gateway(store, host=settings.host, port=settings.gateway_port,
-                   domain=settings.domain, access_log=settings.data_dir / "access.log",
+                   domain=settings.domain,
+                   access_log=private_file(settings.data_dir / "access.log"),
                    idle_seconds=settings.gateway_idle_seconds,
                    head_seconds=settings.gateway_header_seconds)
 
@@ -141,7 +158,7 @@ def _exit_on_signal(signum: int, _frame: object) -> None:
 
 
 def run_server(settings: Settings) -> None:
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    prepare_data_dir(settings)
     configure_logging(settings)
     for what, port in (("API", settings.port), ("gateway", settings.gateway_port)):
         if port and not port_free(settings.host, port):
@@ -180,7 +197,7 @@ def run_server(settings: Settings) -> None:
 
 def run_gateway(settings: Settings) -> None:
     """`berth gateway`: the data plane alone, beside others, against one store."""
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    prepare_data_dir(settings)
     configure_logging(settings)
     store = Store(settings.db_url)
     store.migrate()

@@ -50,7 +50,7 @@ def test_bad_update_changes_nothing(api: Api) -> None:
     r = api.http.put(f"{api.base}/echo-keep", json={**echo_spec("echo-keep"), "timeout": -1})
     assert r.status_code == 422 and r.json()["error"]["details"][0]["field"] == "timeout"
     r = api.http.post(api.base, content=b"{not json", headers={"Content-Type": "application/json"})
-    assert r.status_code == 422 and r.json()["error"]["details"][0]["field"] == "body"
+    assert r.status_code == 400 and r.json()["error"]["details"][0]["field"] == "body"
     after = api.get("echo-keep")
     assert after["generation"] == before["generation"] and after["envs"] == before["envs"]
 

@@ -89,8 +89,9 @@ def test_sdk_sees_gcore_errors(sdk: Gcore, server: BerthServer) -> None:
 
 
 def test_seed_replace_request_is_accepted(server: BerthServer) -> None:
-    """Seed 002's PUT body (v3 replace), sent as written but for this machine's flavor and
-    with the registry credentials it names created first."""
+    """Seed 002's PUT body (v3 replace), sent as written but for this machine's flavor, with
+    the registry credentials it names created first, and without the topic and destination
+    region of Gcore's hosted log service (refused: Berth keeps the logs itself)."""
     with httpx.Client(base_url=server.url, headers={"Authorization": f"apikey {server.token}"},
                       timeout=30) as http:
         flavor = http.get("/cloud/v3/inference/flavors").json()["results"][0]["name"]
@@ -107,9 +108,11 @@ def test_seed_replace_request_is_accepted(server: BerthServer) -> None:
                 "credentials_name": "dockerhub", "description": "My first instance",
                 "envs": {"DEBUG_MODE": "False", "KEY": "12345"},
                 "ingress_opts": {"disable_response_buffering": True},
-                "logging": {"destination_region_id": 1, "enabled": True,
-                            "retention_policy": {"period": 42}, "topic_name": "my-log-name"},
+                "logging": {"enabled": True, "retention_policy": {"period": 42}},
                 "timeout": 120}
+        hosted = http.post(f"/cloud/v3/inference/{PROJECT}/deployments", json={
+            **body, "logging": {"enabled": True, "topic_name": "my-log-name"}})
+        assert hosted.status_code == 400 and "logging.topic_name" in hosted.text
         r = http.post(f"/cloud/v3/inference/{PROJECT}/deployments", json=body)
         assert r.status_code == 200 and len(r.json()["tasks"]) == 1, r.text
         r = http.put(f"/cloud/v3/inference/{PROJECT}/deployments/my-instance",
@@ -166,8 +169,8 @@ def region_7(tmp_path: Path) -> Iterator[BerthServer]:
 
 def test_seed_001_v2_update_is_accepted(region_7: BerthServer) -> None:
     """Seed 001's v2 PUT body as written (region 7 too), but for the flavor and registry ids,
-    which are ids of Gcore's own objects: here they are this machine's flavor's id and an id
-    Berth keeps as given."""
+    which are ids of Gcore's own objects (here this machine's flavor's id and an id Berth
+    keeps as given), and the project id, which must be the instance's."""
     server = region_7
     with httpx.Client(base_url=server.url, headers={"Authorization": f"apikey {server.token}"},
                       timeout=30) as http:
@@ -200,7 +203,7 @@ def test_seed_001_v2_update_is_accepted(region_7: BerthServer) -> None:
                 "listening_port": 8080, "name": "my-instance",
                 "probes": {kind: {"enabled": True, "probe": probe}
                            for kind in ("liveness_probe", "readiness_probe", "startup_probe")},
-                "project_id": 1, "timeout": 120}
+                "project_id": PROJECT, "timeout": 120}
         r = http.put(f"/cloud/v2/inference/deployments/{instance}", json=body)
         assert r.status_code == 200, r.text
         got = r.json()
@@ -215,6 +218,9 @@ def test_seed_001_v2_update_is_accepted(region_7: BerthServer) -> None:
         bad = http.put(f"/cloud/v2/inference/deployments/{instance}",
                        json={**body, "flavor_id": "3fa85f64-5717-4562-b3fc-2c963f66afa6"})
         assert bad.status_code == 400 and bad.headers["x-should-retry"] == "false"
+        other = http.put(f"/cloud/v2/inference/deployments/{instance}",
+                         json={**body, "project_id": 1})
+        assert other.status_code == 400 and "project_id" in other.text
         assert http.delete(f"/cloud/v2/inference/deployments/{instance}").status_code == 200
         assert http.get("/cloud/v2/inference/deployments/nope").status_code == 404
         elsewhere = http.post(f"/cloud/v3/inference/{PROJECT}/deployments", json={

@@ -15,7 +15,7 @@ from tests.e2e.harness import BerthServer, wait_for
 ACCOUNT = "acct-scale"
 
 
-def echo_config(**image: Any) -> dict[str, Any]:
+def echo_config(**image: Any) -> Any:
     return {"model_image": {"registry": "", "repository": "catalog/echo", "tag": "",
                             "command": [], "predict_route": "/predict",
                             "healthcheck_route": "/healthz", "readiness_delay": 0,
@@ -53,7 +53,7 @@ def test_sdk_launch_model_lifecycle(sdk: SGPClient, server: BerthServer) -> None
     assert ready.vendor_configuration.image.repository == "catalog/echo"
     answer = sdk.inference.create(model="launch/echo-model", args={"via": "scale"})
     assert answer.object == "generic_inference"
-    assert answer.response["echo"] == {"via": "scale"}  # type: ignore[index]
+    assert answer.response["echo"] == {"via": "scale"}  # type: ignore[index,call-overload]
 
     patched = sdk.models.update(created.id, model={"model_metadata": {}})  # seed 004's body
     assert patched.metadata == {} and patched.status == "ready"
@@ -66,7 +66,7 @@ def test_sdk_launch_model_lifecycle(sdk: SGPClient, server: BerthServer) -> None
         assert dep["envs"] == {"MODE": "b"} and dep["generation"] >= 2
     _ready(sdk, created.id)
     assert sdk.inference.create(model="launch/echo-model", args={"n": 2}).response[
-        "echo"] == {"n": 2}  # type: ignore[index]
+        "echo"] == {"n": 2}  # type: ignore[index,call-overload]
 
     renamed = sdk.models.update(created.id, model={"name": "echo-renamed"})
     assert renamed.name == "echo-renamed"
@@ -99,18 +99,22 @@ def test_sdk_sees_scale_errors(sdk: SGPClient, server: BerthServer) -> None:
         sdk.models.retrieve("no-such-model")
     assert "no-such-model" in missing.value.response.json()["detail"]
     with pytest.raises(scale_gp_beta.UnprocessableEntityError) as bad:
-        sdk.models.create(model={"name": "bad-cpu", "vendor_configuration": {
+        sdk.models.create(model={"name": "bad-cpu", "model_vendor": "launch",
+                                 "vendor_configuration": {
             "model_image": {"repository": "catalog/echo", "registry": "", "tag": "",
                             "command": []},
             "model_infra": {"cpus": "lots"}}})
     detail = bad.value.response.json()["detail"]
     assert detail[0]["loc"] == ["body", "vendor_configuration", "model_infra", "cpus"]
+    inverted = echo_config()
+    inverted["model_infra"] = {"min_workers": 3, "max_workers": 1}
     with pytest.raises(scale_gp_beta.UnprocessableEntityError) as workers:
-        sdk.models.create(model={"name": "bad-workers", "vendor_configuration": {
-            **echo_config(), "model_infra": {"min_workers": 3, "max_workers": 1}}})
+        sdk.models.create(model={"name": "bad-workers", "model_vendor": "launch",
+                                 "vendor_configuration": inverted})
     assert "min_workers" in workers.value.response.text
     with pytest.raises(scale_gp_beta.UnprocessableEntityError) as unknown:
-        sdk.models.create(model={"name": "bad-image", "vendor_configuration": echo_config(
+        sdk.models.create(model={"name": "bad-image", "model_vendor": "launch",
+                                 "vendor_configuration": echo_config(
             repository="catalog/nope")})
     assert "repository" in unknown.value.response.text
     assert sdk.models.list(name="bad-image").items == []  # nothing half-applied
@@ -126,3 +130,33 @@ def test_sdk_sees_scale_errors(sdk: SGPClient, server: BerthServer) -> None:
                   max_retries=0).models.list()
     r = httpx.get(f"{server.url}/v5/models", timeout=10)
     assert r.status_code == 401 and "x-api-key" in r.json()["detail"]
+
+
+def test_private_model_needs_an_api_key_of_the_account(sdk: SGPClient,
+                                                        server: BerthServer) -> None:
+    config = echo_config()
+    config["model_infra"] |= {"public_inference": False, "high_priority": False,
+                              "storage": "1Gi"}
+    created = sdk.models.create(model={"name": "private", "model_vendor": "launch",
+                                       "vendor_configuration": config})
+    _ready(sdk, created.id)
+    with pytest.raises(scale_gp_beta.AuthenticationError) as refused:  # the gateway asks
+        sdk.inference.create(model="launch/private", args={"a": 1})
+    assert "API key" in refused.value.response.json()["detail"]
+    with server.client() as http:
+        r = http.post(f"/v1/projects/{ACCOUNT}/api-keys", json={"name": "scale-caller"})
+        assert r.status_code == 201, r.text
+        key = r.json()["secret"]
+    keyed = SGPClient(api_key=server.token, account_id=ACCOUNT, base_url=server.url,
+                      max_retries=0, default_headers={"Authorization": f"Bearer {key}"})
+    try:
+        answer = keyed.inference.create(model="launch/private", args={"a": 1})
+        assert answer.response["echo"] == {"a": 1}  # type: ignore[index,call-overload]
+    finally:
+        keyed.close()
+    storage = sdk.models.retrieve(created.id).vendor_configuration.infra.storage  # type: ignore[union-attr]
+    assert storage == "1Gi"  # kept and shown back
+    with pytest.raises(scale_gp_beta.UnprocessableEntityError) as priority:
+        sdk.models.update(created.id, model={"vendor_configuration": {
+            "model_infra": {"high_priority": True}}})
+    assert priority.value.response.json()["detail"][0]["loc"][-1] == "high_priority"

@@ -104,9 +104,9 @@ def test_api_keys_401_403_200_and_deletion_within_a_second(api: Api,
     assert post(url).status_code == 401
     assert post(url, Authorization="Bearer nope").status_code == 401
     assert post(url, Authorization=f"Bearer {other}").status_code == 403
-    assert post(url, **{"X-Api-Key": foreign}).status_code == 403
+    assert httpx.post(url, json={"x": 1}, headers={"X-Api-Key": foreign}).status_code == 403
     assert post(url, Authorization=f"Bearer {key}").status_code == 200
-    assert post(url, **{"X-Api-Key": key}).status_code == 200
+    assert httpx.post(url, json={"x": 1}, headers={"X-Api-Key": key}).status_code == 200
     denied = post(url)
     assert denied.headers["x-berth-error-source"] == "gateway"
     assert denied.headers["www-authenticate"] == "Bearer"
@@ -310,3 +310,21 @@ def test_host_routing_with_a_domain(tmp_path: Path) -> None:
             assert post(f"{srv.gateway}/e2e/hosted/predict").status_code == 200
     finally:
         srv.stop()
+
+
+def test_a_deployment_no_replica_can_serve_is_answered_503_at_once(api: Api,
+                                                                  server: BerthServer) -> None:
+    """No queueing for the queue timeout (60 s here) when no replica can come: the client's
+    timeout (10 s) is far shorter."""
+    api.task(api.create(echo_spec("nothing", 0))["task_id"])  # scale {min 0, max 0}
+    url = f"{server.gateway}/e2e/nothing/predict"
+    r = post(url, timeout=10)
+    assert r.status_code == 503 and "retry-after" not in r.headers
+    assert r.json()["error"] == {"code": "unavailable", "message": "deployment e2e/nothing is "
+                                 "scaled to max 0; no replica can serve it"}
+    api.task(api.create(echo_spec("parked", 1))["task_id"])
+    assert post(f"{server.gateway}/e2e/parked/predict").status_code == 200
+    api.task(api.act("parked", "stop"))
+    r = wait_for(lambda: (a := post(f"{server.gateway}/e2e/parked/predict", timeout=10))
+                 .status_code == 503 and a, 15, what="the stopped deployment's 503")
+    assert "is stopped" in r.json()["error"]["message"]

@@ -4,6 +4,7 @@ refused, idle connections and slow heads are closed (here with short settings)."
 from __future__ import annotations
 
 import json
+import re
 import socket
 import time
 from collections.abc import Iterator
@@ -97,3 +98,32 @@ def test_a_head_trickling_in_past_the_head_time_is_408(gateway: int) -> None:
                 sock.sendall(b"x-a: b\r\n")  # a header now and then does not keep it open
         assert answer.startswith(b"HTTP/1.1 408 "), answer
         assert time.monotonic() - started >= HEAD
+
+
+def read_to_close(sock: socket.socket) -> bytes:
+    data = b""
+    while piece := sock.recv(65536):
+        data += piece
+    return data
+
+
+def test_a_valid_request_followed_by_garbage_is_answered_before_the_400(gateway: int) -> None:
+    with connect(gateway) as sock:
+        sock.sendall(GET + b"\x01\x02 not http\r\n\r\n")  # in one write: one read, likely
+        statuses = re.findall(rb"HTTP/1\.1 (\d{3}) ", read_to_close(sock))
+    assert statuses == [b"200", b"400"]
+
+
+def test_a_request_body_stalled_past_the_idle_time_is_408(gateway: int) -> None:
+    with connect(gateway) as sock:  # its timeout (10 s) is well past IDLE and the sweep
+        sock.sendall(b"POST /e2e/limits/predict HTTP/1.1\r\nhost: gw\r\n"
+                     b"content-length: 100\r\n\r\n{")
+        head, body = read_answer(sock)
+        assert head.startswith(b"HTTP/1.1 408 "), head
+        assert b"x-berth-error-source: gateway" in head
+        assert "request body" in json.loads(body)["error"]["message"]
+        assert closed_by_peer(sock)
+    with connect(gateway) as sock:  # and its replica slot was given back
+        sock.sendall(b"POST /e2e/limits/predict HTTP/1.1\r\nhost: gw\r\n"
+                     b"content-length: 2\r\n\r\n{}")
+        assert read_answer(sock)[0].startswith(b"HTTP/1.1 200 ")

@@ -7,7 +7,14 @@ from dataclasses import dataclass, field
 
 from berth.domain.records import Deployment, Replica
 from berth.probes.tracker import ProbeVerdict
-from berth.runtime.base import LaunchSpec, LogLine, ProcessObservation, ReplicaStats, StartedReplica
+from berth.runtime.base import (
+    LaunchSpec,
+    LogLine,
+    LogPolicy,
+    ProcessObservation,
+    ReplicaStats,
+    StartedReplica,
+)
 
 
 @dataclass
@@ -27,6 +34,7 @@ class FakeRuntime:
         self.procs: dict[str, FakeProcess] = {}
         self.started: list[LaunchSpec] = []
         self.exit_on_term = True
+        self.log_policies: dict[str, LogPolicy] = {}
         self._ids = itertools.count(1000)
 
     async def recover(self, known: dict[str, int | None]) -> None:
@@ -69,6 +77,9 @@ class FakeRuntime:
 
     def purge_logs(self, deployment_id: str) -> None:
         return None
+
+    def keep_logs(self, deployment_id: str, policy: LogPolicy) -> None:
+        self.log_policies[deployment_id] = policy
 
     async def shutdown(self, grace: float) -> None:
         self.procs.clear()

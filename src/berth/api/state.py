@@ -13,6 +13,7 @@ from berth.runtime.base import Runtime
 from berth.services.api_keys import ApiKeyService
 from berth.services.credentials import CredentialService
 from berth.services.deployments import DeploymentService
+from berth.services.dialect_records import DialectRecordService
 from berth.services.tasks import TaskService
 from berth.services.tokens import TokenService
 
@@ -35,6 +36,10 @@ def api_keys(request: Request) -> ApiKeyService:
 
 def credentials(request: Request) -> CredentialService:
     return cast(CredentialService, request.app.state.credentials)
+
+
+def dialect_records(request: Request) -> DialectRecordService:
+    return cast(DialectRecordService, request.app.state.dialect_records)
 
 
 def runtime(request: Request) -> Runtime:

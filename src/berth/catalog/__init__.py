@@ -6,6 +6,7 @@ import sys
 from dataclasses import dataclass
 
 from berth.domain.spec import HttpGetAction, Probe, Probes
+from berth.domain.validation import catalog_name
 
 
 @dataclass(frozen=True)
@@ -36,3 +37,10 @@ CATALOG: dict[str, CatalogImage] = {
         ),
     ),
 }
+
+
+def catalog_entry(image: str) -> CatalogImage | None:
+    """The built-in server `image` names: `catalog/echo`, also as `catalog/echo:latest` or
+    with this Berth's version as its tag; None for any other image."""
+    name = catalog_name(image)
+    return CATALOG.get(name) if name is not None else None

@@ -6,6 +6,9 @@
                            prompt) echoes back; `stream: true` sends one chunk per word
                            (see echo_openai)
     GET  /healthz          {"status": "ok"}, or 503 while $ECHO_UNHEALTHY_FILE exists
+    /v2/...                KServe v2 / Open Inference Protocol: health, model metadata and
+                           readiness, and POST /v2/models/{name}/infer, whose inputs come back
+                           as its outputs (see echo_oip)
 
 Environment: PORT (8080), ECHO_HOST (127.0.0.1), BERTH_REPLICA_ID, ECHO_DELAY_MS (per
 answer, and between stream events), ECHO_STARTUP_DELAY_MS (before binding the port).
@@ -30,7 +33,7 @@ from typing import Any, cast
 
 import httptools
 
-from berth.catalog import echo_openai
+from berth.catalog import echo_oip, echo_openai
 
 _JSON = b"application/json"
 _NOT_JSON = object()
@@ -161,7 +164,8 @@ class EchoProtocol(asyncio.Protocol):
 
     def _must_wait(self, request: _Request) -> bool:
         return request.path == b"/predict/stream" or request.path in echo_openai.PATHS or (
-            self.config.delay > 0 and request.path == b"/predict")
+            self.config.delay > 0 and (request.path == b"/predict"
+                                       or echo_oip.is_infer(request.path)))
 
     def _answer_now(self, request: _Request) -> None:
         status, body = self._route(request)
@@ -195,10 +199,17 @@ class EchoProtocol(asyncio.Protocol):
                 return _error(400, str(exc))
             return 200, json.dumps(answer).encode()
         if path == b"/healthz" and method == b"GET":
-            if self.config.unhealthy_file and os.path.exists(self.config.unhealthy_file):
+            if not self._healthy():
                 return 503, b'{"status": "unhealthy"}'
             return 200, b'{"status": "ok"}'
+        if path == echo_oip.PREFIX or path.startswith(b"/v2/"):
+            found = echo_oip.route(method, path, request.body, ready=self._healthy())
+            if found is not None:
+                return found
         return _error(404, f"not found: {method.decode()} {path.decode(errors='replace')}")
+
+    def _healthy(self) -> bool:
+        return not (self.config.unhealthy_file and os.path.exists(self.config.unhealthy_file))
 
     async def _drain_queue(self) -> None:
         try:

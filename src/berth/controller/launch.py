@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from berth.catalog import CATALOG
+from berth.catalog import catalog_entry
 from berth.domain.records import Deployment, Replica
 from berth.domain.spec import DeploymentSpec, Probe, Probes, TcpSocketAction
 from berth.runtime.base import LaunchSpec
@@ -14,10 +14,15 @@ def effective_probes(spec: DeploymentSpec) -> Probes:
     """The spec's probes; else the catalog image's; else a TCP readiness check on the port."""
     if spec.probes is not None:
         return spec.probes
-    entry = CATALOG.get(spec.image)
+    entry = catalog_entry(spec.image)
     if entry is not None:
         return entry.probes
     return Probes(readiness=DEFAULT_READINESS)
+
+
+# The thread-pool sizes of the common numeric libraries, set from `resources.threads`.
+THREAD_ENVS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS",
+               "NUMEXPR_NUM_THREADS", "VECLIB_MAXIMUM_THREADS", "RAYON_NUM_THREADS")
 
 
 def replica_envs(d: Deployment) -> dict[str, str]:
@@ -26,7 +31,8 @@ def replica_envs(d: Deployment) -> dict[str, str]:
                 BERTH_LISTENING_PORT=str(d.spec.listening_port))
     threads = d.spec.resources.threads if d.spec.resources else None
     if threads is not None:
-        envs.setdefault("OMP_NUM_THREADS", str(threads))
+        for name in THREAD_ENVS:  # an env the user set wins
+            envs.setdefault(name, str(threads))
         envs["BERTH_THREADS"] = str(threads)
     return envs
 
@@ -34,7 +40,10 @@ def replica_envs(d: Deployment) -> dict[str, str]:
 def launch_spec(d: Deployment, r: Replica) -> LaunchSpec:
     command = d.spec.command
     if command is None:
-        command = CATALOG[d.spec.image].command()
+        entry = catalog_entry(d.spec.image)
+        if entry is None:
+            raise ValueError(f"image {d.spec.image!r} is not in the catalog")
+        command = entry.command()
     envs = replica_envs(d)
     if not r.gpus:
         envs["CUDA_VISIBLE_DEVICES"] = ""  # GPUs go only to replicas that were given them

@@ -8,12 +8,11 @@ from enum import StrEnum
 
 from berth.controller.policy import Policy
 from berth.domain.records import Replica
-from berth.domain.status import ReplicaState, check_replica_transition
+from berth.domain.status import FailureKind, ReplicaState, check_replica_transition
 from berth.probes.tracker import ProbeVerdict
 from berth.runtime.base import ProcessObservation
 
 S = ReplicaState
-UNRUNNABLE_CODES = frozenset({126, 127})
 
 
 class Signal(StrEnum):
@@ -43,18 +42,20 @@ def move(r: Replica, state: ReplicaState, reason: str, now: datetime) -> Replica
     return replace(r, state=state, reason=reason, since=now if state != r.state else r.since)
 
 
-def crash(r: Replica, error: str, code: int | None, policy: Policy, now: datetime) -> Replica:
+def crash(r: Replica, failure: FailureKind, error: str, code: int | None, policy: Policy,
+          now: datetime) -> Replica:
     stable = r.started_at is not None and (now - r.started_at).total_seconds() >= policy.stable_run
     failures = 1 if stable else r.failures + 1
     delay = policy.backoff(failures)
     out = move(r, S.BACKOFF, f"{error}; restarting in {delay:g}s", now)
     return replace(out, ready=False, failures=failures, restarts=r.restarts + 1, exit_code=code,
-                   last_error=error, next_start_at=now + timedelta(seconds=delay), pid=None)
+                   last_error=error, failure=failure,
+                   next_start_at=now + timedelta(seconds=delay), pid=None)
 
 
 def unrunnable(r: Replica) -> bool:
     """The runtime could not execute the command at all (as opposed to it crashing)."""
-    return r.exit_code in UNRUNNABLE_CODES and not r.last_error.startswith("exited with")
+    return r.failure == FailureKind.NOT_EXECUTABLE
 
 
 def step_replica(r: Replica, proc: ProcessObservation | None, probe: ProbeVerdict,
@@ -78,10 +79,9 @@ def step_replica(r: Replica, proc: ProcessObservation | None, probe: ProbeVerdic
             return Step(move(r, S.STOPPED, "stopped", now), forget=True,
                         notes=[Note("Stopped", "process exited")])
         if r.state_deadline is not None and now >= r.state_deadline:
-            first = not r.reason.startswith("grace")
-            out = replace(r, reason="grace period over; SIGKILL sent")
+            out = replace(r, reason="grace period over; SIGKILL sent", kill_sent=True)
             return Step(out, signal=Signal.KILL,
-                        notes=[Note("Killed", out.reason)] if first else [])
+                        notes=[] if r.kill_sent else [Note("Killed", out.reason)])
     elif r.state == S.STOPPED:
         return Step(r, delete=True)
     return Step(r)
@@ -91,16 +91,16 @@ def _step_running(r: Replica, proc: ProcessObservation | None, probe: ProbeVerdi
                   policy: Policy, now: datetime) -> Step:
     if proc is None or not proc.alive:
         code = proc.exit_code if proc is not None else None
-        if proc is not None and proc.error:
-            error = proc.error
+        if proc is not None and proc.error:  # the runtime could not execute the command
+            failure, error = FailureKind.NOT_EXECUTABLE, proc.error
         elif code is not None:
-            error = f"exited with code {code}"
+            failure, error = FailureKind.EXITED, f"exited with code {code}"
         else:
-            error = "process lost"
-        out = crash(r, error, code, policy, now)
+            failure, error = FailureKind.LOST, "process lost"
+        out = crash(r, failure, error, code, policy, now)
         return Step(out, forget=True, notes=[Note("Exited", out.reason)])
     if probe.startup_failed or probe.liveness_failed:
-        out = crash(r, probe.message, None, policy, now)
+        out = crash(r, FailureKind.UNHEALTHY, probe.message, None, policy, now)
         return Step(out, signal=Signal.KILL, forget=True, notes=[Note("Unhealthy", out.reason)])
     out, notes = r, []
     if r.state == S.STARTING and probe.started:

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import secrets
 import socket
 import time
 import uuid
@@ -18,17 +19,17 @@ import httpx
 import psutil
 
 from berth.controller.launch import effective_probes, launch_spec, replica_envs
-from berth.controller.lifecycle import crash, move
+from berth.controller.lifecycle import Signal, crash, move
 from berth.controller.policy import Policy
 from berth.controller.reconcile import Reconciliation, reconcile_deployment
 from berth.controller.traffic import LIVE_SECONDS, traffic_view
 from berth.domain.platform import PlatformFacts
 from berth.domain.records import Deployment, Event, Replica, Task
-from berth.domain.status import DeploymentStatus, ReplicaState
+from berth.domain.status import DeploymentStatus, FailureKind, ReplicaState
 from berth.probes.checks import ProbeTarget
 from berth.probes.prober import ReplicaProber
 from berth.probes.tracker import ProbeVerdict
-from berth.runtime.base import Runtime
+from berth.runtime.base import LogPolicy, Runtime
 from berth.store.engine import Store
 
 log = logging.getLogger("berth.controller")
@@ -66,6 +67,7 @@ class Controller:
         clock: Callable[[], datetime] = utcnow,
         prober_factory: ProberFactory | None = None,
         on_routing_change: Callable[[], None] | None = None,
+        new_replica_id: Callable[[], str] = lambda: secrets.token_hex(3),
     ) -> None:
         self.store = store
         self.runtime = runtime
@@ -78,6 +80,7 @@ class Controller:
         self.probers: dict[str, tuple[int | None, Prober]] = {}
         self.prober_factory = prober_factory or self._real_prober
         self.on_routing_change = on_routing_change
+        self.new_replica_id = new_replica_id
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wake: asyncio.Event | None = None
         self._lease_until = 0.0
@@ -168,12 +171,13 @@ class Controller:
 
     async def tick(self) -> None:
         now = self.clock()
+        wall = now.timestamp()  # one clock for the tick: gateways report unix times
         observed = await self.runtime.observe()
         with self.store.read() as tx:
             deployments = tx.deployments.active()
             rows = tx.replicas.all()
             open_tasks = tx.tasks.open()
-            traffic = traffic_view(tx.routing.gateways(time.time() - LIVE_SECONDS), time.time())
+            traffic = traffic_view(tx.routing.gateways(wall - LIVE_SECONDS), wall)
         by_deployment: dict[str, list[Replica]] = {}
         for r in rows:
             by_deployment.setdefault(r.deployment_id, []).append(r)
@@ -187,7 +191,8 @@ class Controller:
             try:
                 result = reconcile_deployment(
                     d, by_deployment.get(d.id, []), tasks.get(d.id, []), observed, verdicts,
-                    in_use, self.facts, self.policy, now, traffic)
+                    in_use, self.facts, self.policy, now, traffic, new_id=self.new_replica_id)
+                in_use = (in_use | result.gpus_claimed) - result.gpus_released
                 after[d.id] = await self._apply(result)
             except Exception:
                 log.exception("reconciling %s/%s failed", d.project, d.name)
@@ -196,6 +201,11 @@ class Controller:
     async def _apply(self, result: Reconciliation) -> list[Replica]:
         """Write, signal and launch; the deployment's rows as they now stand."""
         d = result.deployment
+        for error in result.errors:
+            log.error("%s", error)
+        if d.status != DeploymentStatus.DELETED:
+            kept = d.spec.logging
+            self.runtime.keep_logs(d.id, LogPolicy(kept.enabled, kept.retention_period))
         if result.changed:
             with self.store.write(notify=False) as tx:
                 if result.routing_changed:
@@ -215,7 +225,7 @@ class Controller:
             if result.routing_changed and self.on_routing_change is not None:
                 self.on_routing_change()
         for rid, signal in result.signals:
-            await self.runtime.signal(rid, kill=signal.value == "KILL")
+            await self.runtime.signal(rid, kill=signal is Signal.KILL)
         for rid in result.forget:
             await self.runtime.forget(rid)
         rows = {r.id: r for r in result.replicas}
@@ -233,7 +243,8 @@ class Controller:
             started = await self.runtime.start(launch_spec(d, r))
         except Exception as exc:
             log.warning("could not start replica %s: %s", r.id, exc)
-            row = crash(r, f"could not start: {exc}", None, self.policy, now)
+            row = crash(r, FailureKind.START_FAILED, f"could not start: {exc}", None,
+                        self.policy, now)
             event = Event(deployment_id=d.id, at=now, kind="Replica", reason="StartFailed",
                           message=row.reason, replica_id=r.id)
         else:

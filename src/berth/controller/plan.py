@@ -109,7 +109,7 @@ def _plan_region(plan: Plan, region: str, target: int, current: list[Replica],
     if excess > 0:
         plan.drain += [(r.id, why) for r, why in leaving_ready[:excess]]
         return
-    stuck = any(r.state == S.PENDING and r.reason.startswith(UNSCHEDULABLE) for r in current)
+    stuck = any(r.state == S.PENDING and r.unschedulable for r in current)
     starting = any(r.state in (S.STARTING, S.BACKOFF) or (r.state == S.RUNNING and not r.ready)
                    for r in current)
     if stuck and not starting:

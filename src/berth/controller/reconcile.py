@@ -6,10 +6,10 @@ status up and settles tasks. The loop applies the result: rows, events, signals,
 
 from __future__ import annotations
 
-import secrets
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Set
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 
 from berth.controller.lifecycle import Note, Signal, move, step_replica
 from berth.controller.placement import gpu_request, place
@@ -23,6 +23,7 @@ from berth.domain.status import (
     DeploymentStatus,
     IllegalTransition,
     ReplicaState,
+    TaskState,
     check_deployment_transition,
     check_task_transition,
 )
@@ -47,6 +48,9 @@ class Reconciliation:
     signals: list[tuple[str, Signal]] = field(default_factory=list)
     forget: list[str] = field(default_factory=list)
     launch: list[Replica] = field(default_factory=list)  # rows to start a process for
+    gpus_claimed: set[int] = field(default_factory=set)  # given to replicas this tick
+    gpus_released: set[int] = field(default_factory=set)  # held by replicas that stopped
+    errors: list[str] = field(default_factory=list)  # bugs found: logged at ERROR
     changed: bool = False
     routing_changed: bool = False  # what gateways must route changed: bump the version
 
@@ -54,9 +58,11 @@ class Reconciliation:
 def reconcile_deployment(
     d: Deployment, rows: list[Replica], tasks: list[Task],
     observed: dict[str, ProcessObservation], verdicts: dict[str, ProbeVerdict],
-    gpus_in_use: set[int], facts: PlatformFacts, policy: Policy, now: datetime,
-    traffic: TrafficView | None = None,
+    gpus_in_use: Set[int], facts: PlatformFacts, policy: Policy, now: datetime,
+    traffic: TrafficView | None = None, *, new_id: Callable[[], str],
 ) -> Reconciliation:
+    """`gpus_in_use` is only read: the GPUs this tick gives and frees come back in the
+    result. `new_id` names new replicas (`<deployment>-<new_id()>`)."""
     before = {r.id: r for r in rows}
     original = d
     out = Reconciliation(deployment=replace(d), replicas=[])
@@ -112,7 +118,7 @@ def reconcile_deployment(
             out.forget.append(rid)
         note(r, Note("Stopping", why))
     for region in plan.create:
-        rid = f"{d.name}-{secrets.token_hex(3)}"
+        rid = f"{d.name}-{new_id()}"
         r = Replica(id=rid, deployment_id=d.id, region=region, template=d.template,
                     generation=d.generation, state=S.PENDING, reason="created", since=now,
                     created_at=now)
@@ -122,21 +128,22 @@ def reconcile_deployment(
         plan.launch.append(rid)
 
     request = gpu_request(d.spec, facts)
+    in_use = set(gpus_in_use)
     for rid in plan.launch:
         r = current[rid]
-        gpus = r.gpus or place(request, facts.gpus, gpus_in_use)
+        gpus = r.gpus or place(request, facts.gpus, in_use)
         if isinstance(gpus, str):
-            reason = f"{UNSCHEDULABLE}: {gpus}"
-            if r.reason != reason:
-                current[rid] = replace(r, reason=reason)
+            if r.unschedulable != gpus:
+                current[rid] = replace(r, reason=f"{UNSCHEDULABLE}: {gpus}", unschedulable=gpus)
                 note(r, Note(UNSCHEDULABLE, gpus))
             continue
-        gpus_in_use.update(gpus)
-        current[rid] = replace(r, gpus=list(gpus))
+        in_use.update(gpus)
+        out.gpus_claimed.update(gpus)
+        current[rid] = replace(r, gpus=list(gpus), unschedulable="")
         out.launch.append(current[rid])
     for r in current.values():
         if r.state == S.STOPPED:
-            gpus_in_use.difference_update(r.gpus)
+            out.gpus_released.update(r.gpus)
 
     _settle(out, d, current, tasks, targets, policy, now)
     out.deleted += [r.id for r in current.values() if r.state == S.STOPPED]
@@ -154,19 +161,20 @@ def _settle(out: Reconciliation, d: Deployment, current: dict[str, Replica], tas
             targets: dict[str, int], policy: Policy, now: datetime) -> None:
     remaining = [r for r in current.values() if r.state != S.STOPPED]
     rollup = roll_up(d, remaining, targets, policy)
-    if rollup.status != d.status or rollup.reason != d.status_reason:
-        try:
-            check_deployment_transition(d.status, rollup.status)
-        except IllegalTransition as exc:
-            out.events.append(Event(deployment_id=d.id, at=now, kind="Status",
-                                    reason="IllegalTransition", message=str(exc)))
-        else:
-            if rollup.status != d.status:
-                out.events.append(Event(deployment_id=d.id, at=now, kind="Status",
-                                        reason=rollup.status.value, message=rollup.reason))
-                d.status_since = now
-            d.status, d.status_reason = rollup.status, rollup.reason
     d.containers = rollup.containers
+    steps = [*rollup.through, (rollup.status, rollup.reason)]
+    try:
+        for old, new in pairwise([d.status, *(status for status, _ in steps)]):
+            check_deployment_transition(old, new)
+    except IllegalTransition as exc:
+        _refuse(out, d, tasks, rollup.status, rollup.reason, exc, now)
+        return
+    for status, reason in steps:
+        if status != d.status:
+            out.events.append(Event(deployment_id=d.id, at=now, kind="Status",
+                                    reason=status.value, message=reason))
+            d.status_since = now
+        d.status, d.status_reason = status, reason
     if rollup.converged and d.observed_generation != d.generation:
         d.observed_generation = d.generation
         out.events.append(Event(deployment_id=d.id, at=now, kind="Rollout", reason="Converged",
@@ -179,3 +187,22 @@ def _settle(out: Reconciliation, d: Deployment, current: dict[str, Replica], tas
         check_task_transition(task.state, outcome.state)
         out.tasks.append(replace(task, state=outcome.state, error=outcome.error,
                                  message=outcome.message, updated_at=now))
+
+
+def _refuse(out: Reconciliation, d: Deployment, tasks: list[Task], wanted: DeploymentStatus,
+            why: str, exc: IllegalTransition, now: datetime) -> None:
+    """The roll-up asked for a transition the table forbids: a bug, made loud. The status
+    stays; its reason says so (which also remembers it, so the event and the error log are
+    written once, not every tick); every open task of the deployment fails with it."""
+    reason = f"{exc}: a bug in Berth; the status stays {d.status}"
+    if d.status_reason != reason:
+        detail = f"{reason} (the roll-up said {wanted}: {why})"
+        out.errors.append(f"deployment {d.project}/{d.name}: {detail}")
+        out.events.append(Event(deployment_id=d.id, at=now, kind="Status",
+                                reason="IllegalTransition", message=detail))
+        d.status_reason = reason
+    for task in tasks:
+        if task.state not in TaskState.done():
+            check_task_transition(task.state, TaskState.ERROR)
+            out.tasks.append(replace(task, state=TaskState.ERROR, error=reason, message="",
+                                     updated_at=now))

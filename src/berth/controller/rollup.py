@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -21,69 +22,148 @@ class Rollup:
     reason: str
     containers: list[ContainerStatus]
     converged: bool  # the desired state of this generation is fully reached
+    # Statuses (with reasons) passed on the way to `status` in the same tick, in order.
+    through: tuple[tuple[DeploymentStatus, str], ...] = ()
+    rule: str = ""  # the name of the precedence rule that decided
 
 
-def roll_up(d: Deployment, replicas: list[Replica], targets: dict[str, int],
-            policy: Policy) -> Rollup:
+@dataclass(frozen=True)
+class Facts:
+    """What the precedence rules read: one deployment's replicas, sorted once."""
+
+    d: Deployment
+    replicas: list[Replica]  # every row not yet STOPPED, leaving ones included
+    live: list[Replica]
+    ready: list[Replica]
+    current: list[Replica]  # live, of the current template, not asked to restart
+    old: list[Replica]  # live, of an older template
+    restarting: list[Replica]  # live, current template, asked to be replaced
+    halted: bool  # the rollout of the current template was halted
+    looping: Replica | None  # a current replica crash-looping (none while old ones serve)
+    target: int
+
+    @property
+    def enough(self) -> bool:
+        return len(self.ready) >= self.target
+
+    @property
+    def converged(self) -> bool:
+        if self.d.desired != DesiredState.RUNNING:
+            return not self.replicas
+        return (not self.old and not self.restarting and len(self.current) == self.target
+                and all(r.ready for r in self.current) and len(self.replicas) == len(self.live))
+
+
+@dataclass(frozen=True)
+class Rule:
+    name: str
+    applies: Callable[[Facts], bool]
+    status: Callable[[Facts], DeploymentStatus]
+    reason: Callable[[Facts], str]
+    may_converge: bool = False  # the status it gives can mean "done" (see Facts.converged)
+
+
+def _always(status: DeploymentStatus) -> Callable[[Facts], DeploymentStatus]:
+    return lambda _f: status
+
+
+def _active_if_enough(f: Facts) -> DeploymentStatus:
+    return D.ACTIVE if f.enough else D.PARTIALLYDEPLOYED
+
+
+def _waiting(f: Facts) -> bool:
+    return not f.ready and all(r.state == S.PENDING for r in f.live)
+
+
+def _waiting_reason(f: Facts) -> str:
+    return next((f"{UNSCHEDULABLE}: {r.unschedulable}" for r in f.live
+                 if r.state == S.PENDING and r.unschedulable), "waiting to start replicas")
+
+
+def _looping_status(f: Facts) -> DeploymentStatus:
+    assert f.looping is not None
+    return D.FAILED if unrunnable(f.looping) else D.ERROR
+
+
+def _looping_reason(f: Facts) -> str:
+    r = f.looping
+    assert r is not None
+    kind = "image not runnable" if unrunnable(r) else "crash loop"
+    return f"{kind}: replica {r.id} {r.last_error} ({r.restarts} restarts)"
+
+
+def _deleted(f: Facts) -> bool:
+    return f.d.desired == DesiredState.DELETED
+
+
+def _stopped(f: Facts) -> bool:
+    return f.d.desired == DesiredState.STOPPED
+
+
+# The precedence: the first rule that applies decides. Checked against
+# DEPLOYMENT_TRANSITIONS for every combination it can see (tests/unit/controller).
+RULES: tuple[Rule, ...] = (
+    Rule("deleting", lambda f: _deleted(f) and bool(f.replicas), _always(D.DELETING),
+         lambda f: f"stopping {len(f.replicas)} replicas"),
+    Rule("deleted", _deleted, _always(D.DELETED), lambda _f: "deleted", may_converge=True),
+    Rule("stopping", lambda f: _stopped(f) and bool(f.replicas), _always(D.DISABLED),
+         lambda f: f"stopping {len(f.replicas)} replicas"),
+    Rule("stopped", _stopped, _always(D.DISABLED), lambda _f: "stopped", may_converge=True),
+    Rule("crash loop", lambda f: f.looping is not None, _looping_status, _looping_reason),
+    Rule("scaled to zero", lambda f: f.target == 0 and not f.live, _always(D.ACTIVE),
+         lambda _f: "scaled to zero", may_converge=True),
+    Rule("rollout halted", lambda f: f.halted, _active_if_enough,
+         lambda f: f.d.halted_reason),
+    Rule("waiting", _waiting, _always(D.PENDING), _waiting_reason),
+    Rule("starting", lambda f: not f.ready, _always(D.DEPLOYING),
+         lambda f: f"starting: 0/{f.target} replicas ready"),
+    Rule("rolling out", lambda f: bool(f.old), _always(D.DEPLOYING),
+         lambda f: f"rolling out generation {f.d.generation}: "
+                   f"{sum(r.ready for r in f.current)}/{f.target} new replicas ready"),
+    Rule("replacing", lambda f: bool(f.restarting), _active_if_enough,
+         lambda f: f"replacing replica {', '.join(r.id for r in f.restarting)}: "
+                   f"{sum(r.ready for r in f.current)}/{f.target} replicas ready"),
+    Rule("ready", lambda f: f.enough, _always(D.ACTIVE),
+         lambda f: f"{len(f.ready)}/{f.target} replicas ready", may_converge=True),
+    Rule("partly ready", lambda _f: True, _always(D.PARTIALLYDEPLOYED),
+         lambda f: f"{len(f.ready)}/{f.target} replicas ready"),
+)
+# DELETED is entered only through DELETING (the one gate), in the same tick if need be.
+_GATE = (D.DELETING, "deleting: no replicas left to stop")
+
+
+def facts_of(d: Deployment, replicas: list[Replica], targets: dict[str, int],
+             policy: Policy) -> Facts:
     live = [r for r in replicas if r.state in S.live()]
-    ready = [r for r in live if r.ready]
     template = d.template
     current = [r for r in live if r.template == template]
     old = [r for r in live if r.template != template]
     restarting = [r for r in current if restart_requested(r)]
     current = [r for r in current if not restart_requested(r)]
-    halted = d.halted_template == template and d.desired == DesiredState.RUNNING
     looping = None if old and any(r.ready for r in old) else crash_looping(current, policy)
-    region_error = d.halted_reason if halted else (
-        f"replica {looping.id}: {looping.last_error}" if looping else "")
+    return Facts(d=d, replicas=replicas, live=live, ready=[r for r in live if r.ready],
+                 current=current, old=old, restarting=restarting,
+                 halted=d.halted_template == template and d.desired == DesiredState.RUNNING,
+                 looping=looping, target=sum(targets.values()))
+
+
+def roll_up(d: Deployment, replicas: list[Replica], targets: dict[str, int],
+            policy: Policy) -> Rollup:
+    f = facts_of(d, replicas, targets, policy)
+    region_error = d.halted_reason if f.halted else (
+        f"replica {f.looping.id}: {f.looping.last_error}" if f.looping else "")
     containers = [
         ContainerStatus(region=c.region,
-                        ready=sum(r.region == c.region for r in ready),
-                        total=sum(r.region == c.region for r in live),
+                        ready=sum(r.region == c.region for r in f.ready),
+                        total=sum(r.region == c.region for r in f.live),
                         error=region_error)
         for c in d.spec.containers
     ]
-    if d.desired == DesiredState.DELETED:
-        if replicas:
-            return Rollup(D.DELETING, f"stopping {len(replicas)} replicas", containers, False)
-        return Rollup(D.DELETED, "deleted", containers, True)
-    if d.desired == DesiredState.STOPPED:
-        if replicas:
-            return Rollup(D.DISABLED, f"stopping {len(replicas)} replicas", containers, False)
-        return Rollup(D.DISABLED, "stopped", containers, True)
-    target = sum(targets.values())
-    converged = (not old and not restarting and len(current) == target
-                 and all(r.ready for r in current) and len(replicas) == len(live))
-    if looping is not None:
-        status = D.FAILED if unrunnable(looping) else D.ERROR
-        kind = "image not runnable" if status == D.FAILED else "crash loop"
-        return Rollup(status, f"{kind}: replica {looping.id} {looping.last_error} "
-                      f"({looping.restarts} restarts)", containers, False)
-    n_ready = len(ready)
-    if target == 0 and not live:
-        return Rollup(D.ACTIVE, "scaled to zero", containers, converged)
-    if halted:
-        status = D.ACTIVE if n_ready >= target else D.PARTIALLYDEPLOYED
-        return Rollup(status, d.halted_reason, containers, False)
-    if n_ready == 0:
-        pending = [r for r in live if r.state == S.PENDING]
-        if not live or len(pending) == len(live):
-            why = next((r.reason for r in pending if r.reason.startswith(UNSCHEDULABLE)),
-                       "waiting to start replicas")
-            return Rollup(D.PENDING, why, containers, False)
-        return Rollup(D.DEPLOYING, f"starting: 0/{target} replicas ready", containers, False)
-    if old:
-        new_ready = sum(r.ready for r in current)
-        return Rollup(D.DEPLOYING, f"rolling out generation {d.generation}: "
-                      f"{new_ready}/{target} new replicas ready", containers, False)
-    if restarting:
-        replaced = ", ".join(r.id for r in restarting)
-        return Rollup(D.ACTIVE if n_ready >= target else D.PARTIALLYDEPLOYED,
-                      f"replacing replica {replaced}: {sum(r.ready for r in current)}/{target} "
-                      "replicas ready", containers, False)
-    if n_ready >= target:
-        return Rollup(D.ACTIVE, f"{n_ready}/{target} replicas ready", containers, converged)
-    return Rollup(D.PARTIALLYDEPLOYED, f"{n_ready}/{target} replicas ready", containers, False)
+    rule = next(r for r in RULES if r.applies(f))
+    status = rule.status(f)
+    through = (_GATE,) if status == D.DELETED and d.status not in (D.DELETING, D.DELETED) else ()
+    return Rollup(status, rule.reason(f), containers, rule.may_converge and f.converged,
+                  through, rule.name)
 
 
 @dataclass(frozen=True)

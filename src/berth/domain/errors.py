@@ -41,6 +41,18 @@ class SpecInvalid(BerthError):
         self.violations = violations
 
 
+class MalformedBody(SpecInvalid):
+    """The request is not well-formed (not JSON, not UTF-8, nested too deep...): 400."""
+
+    code = "invalid_request"
+    status = 400
+
+
+class PayloadTooLarge(BerthError):
+    code = "payload_too_large"
+    status = 413
+
+
 class NotFound(BerthError):
     code = "not_found"
     status = 404

@@ -10,6 +10,7 @@ from berth.domain.spec import DeploymentSpec
 from berth.domain.status import (
     DeploymentStatus,
     DesiredState,
+    FailureKind,
     ReplicaState,
     TaskKind,
     TaskState,
@@ -72,6 +73,9 @@ class Replica:
     state_deadline: datetime | None = None  # end of drain or of the stop grace period
     exit_code: int | None = None
     last_error: str = ""
+    failure: FailureKind | None = None  # how the last run ended (last_error says it in words)
+    kill_sent: bool = False  # SIGKILL sent after the stop grace period
+    unschedulable: str = ""  # why it cannot be placed now (e.g. no free GPU); "" if it can
     drain_version: int | None = None  # routing version without it; gateways must reach it
     # Asked to be replaced (a single-replica restart). Written only by the service, never
     # by the controller's row saves, so a tick cannot lose a request made while it ran.

@@ -173,10 +173,13 @@ class Timeouts(Model):
 
 
 class Logging(Model):
-    enabled: bool = True
-    retention_period: int | None = Field(default=None, ge=1, description="Days to keep logs.")
-    topic: str | None = Field(default=None, max_length=200)
-    destination_region: str | None = None
+    """What the runtime keeps of a replica's output. Changing it restarts no replica."""
+
+    enabled: bool = Field(default=True, description="False: replica log lines are discarded.")
+    retention_period: int | None = Field(
+        default=None, ge=1, le=10 * 365 * 86400,
+        description="Seconds a log line is kept; None keeps lines until the deployment is "
+                    "deleted.")
 
 
 class DeploymentSpec(Model):

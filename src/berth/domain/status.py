@@ -31,6 +31,8 @@ class DeploymentStatus(StrEnum):
 
 
 _D = DeploymentStatus
+# DELETED is reached only through DELETING, the one gate: a delete that finds nothing left to
+# stop passes DELETING and DELETED in the same tick (see the roll-up's `through`).
 _RUNNING_STATES = {_D.PENDING, _D.DEPLOYING, _D.ACTIVE, _D.PARTIALLYDEPLOYED, _D.ERROR, _D.FAILED}
 
 DEPLOYMENT_TRANSITIONS: dict[DeploymentStatus, frozenset[DeploymentStatus]] = {
@@ -85,6 +87,16 @@ REPLICA_TRANSITIONS: dict[ReplicaState, frozenset[ReplicaState]] = {
 def check_replica_transition(old: ReplicaState, new: ReplicaState) -> None:
     if old != new and new not in REPLICA_TRANSITIONS[old]:
         raise IllegalTransition(f"replica state {old} -> {new} is not allowed")
+
+
+class FailureKind(StrEnum):
+    """Why a replica's last run ended (beside its message, `last_error`)."""
+
+    EXITED = "EXITED"  # the process ran and exited
+    NOT_EXECUTABLE = "NOT_EXECUTABLE"  # the runtime could not execute the command at all
+    LOST = "LOST"  # the process is gone and nothing says how it ended
+    UNHEALTHY = "UNHEALTHY"  # a startup or liveness probe failed; it was killed
+    START_FAILED = "START_FAILED"  # the runtime refused to start it
 
 
 class TaskState(StrEnum):

@@ -6,11 +6,34 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from berth import __version__
 from berth.domain.errors import SpecInvalid, Violation
 from berth.domain.platform import PlatformFacts, gpu_type_matches
 from berth.domain.spec import DeploymentSpec
 
 CATALOG_PREFIX = "catalog/"
+# The tags a catalog image may be written with: each names the built-in server of this Berth.
+CATALOG_TAGS = ("latest", __version__)
+
+
+def split_catalog_image(image: str) -> tuple[str, str | None, str | None]:
+    """`catalog/echo:latest` -> ("catalog/echo", "latest", None); a digest comes third."""
+    ref, _, digest = image.partition("@")
+    slash = ref.rfind("/")
+    colon = ref.rfind(":")
+    if colon > slash:
+        return ref[:colon], ref[colon + 1:], digest or None
+    return ref, None, digest or None
+
+
+def catalog_name(image: str) -> str | None:
+    """The catalog image `image` names (a tag of CATALOG_TAGS allowed), or None."""
+    if not image.startswith(CATALOG_PREFIX):
+        return None
+    name, tag, digest = split_catalog_image(image)
+    if digest is not None or (tag is not None and tag not in CATALOG_TAGS):
+        return None
+    return name
 
 
 def field_path(loc: tuple[int | str, ...]) -> str:
@@ -62,10 +85,17 @@ def check_spec(spec: DeploymentSpec, facts: PlatformFacts) -> list[Violation]:
 
 def _check_image(spec: DeploymentSpec, facts: PlatformFacts) -> list[Violation]:
     if spec.image.startswith(CATALOG_PREFIX):
-        if spec.image not in facts.catalog:
+        name, tag, digest = split_catalog_image(spec.image)
+        if name not in facts.catalog:
             names = ", ".join(sorted(facts.catalog))
             return [Violation("image", "known_catalog_image",
-                              f"{spec.image!r} is not in the catalog; available: {names}")]
+                              f"{name!r} is not in the catalog; available: {names}")]
+        if digest is not None or (tag is not None and tag not in CATALOG_TAGS):
+            what = "a digest" if digest is not None else f"tag {tag!r}"
+            tags = " or ".join(f"{name}:{t}" for t in CATALOG_TAGS)
+            return [Violation("image", "catalog_tag",
+                              f"{spec.image!r}: catalog images are built into Berth, so {what} "
+                              f"names nothing here; write {name} or {tags}")]
         return []
     if spec.command:
         return []

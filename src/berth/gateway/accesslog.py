@@ -11,6 +11,7 @@ same few paths again and again.
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 from typing import Final
@@ -70,5 +71,6 @@ class AccessLog:
         if not self.lines or self.path is None:
             return
         lines, self.lines = self.lines, []
-        with self.path.open("a", encoding="utf-8") as fh:
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)  # private
+        with open(fd, "a", encoding="utf-8") as fh:
             fh.write("\n".join(lines) + "\n")

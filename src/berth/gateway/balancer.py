@@ -32,8 +32,12 @@ class Waiter:
     exclude: frozenset[str] = frozenset()
 
 
+UNAVAILABLE = "unavailable"  # the Shed reason when no replica can come
+
+
 class Shed(Exception):
-    """The request cannot wait: the queue is full or the wait timed out."""
+    """The request cannot wait: the queue is full, the wait timed out, or no replica can
+    ever come (the deployment is stopped or scaled to at most 0)."""
 
     def __init__(self, reason: str, message: str) -> None:
         super().__init__(message)
@@ -49,6 +53,7 @@ class Balancer:
     backends: list[Backend] = field(default_factory=list)
     waiters: deque[Waiter] = field(default_factory=deque)
     leaving: dict[str, Backend] = field(default_factory=dict)  # left the table, still busy
+    unavailable: str = ""  # why no replica can come (then nothing waits), or ""
     seed: int = field(default_factory=lambda: random.getrandbits(31))
 
     def _draw(self, n: int) -> int:
@@ -58,9 +63,10 @@ class Balancer:
         return (self.seed >> 8) % n
 
     def update(self, replicas: list[tuple[str, str, int]], cap: int | None,
-               max_queued: int) -> None:
-        """Adopt a new set of ready replicas; keep counters of the ones that stay."""
-        self.cap, self.max_queued = cap, max_queued
+               max_queued: int, unavailable: str = "") -> None:
+        """Adopt a new set of ready replicas; keep counters of the ones that stay. With
+        `unavailable` (why no replica can come) and none left, the waiting requests fail."""
+        self.cap, self.max_queued, self.unavailable = cap, max_queued, unavailable
         known = {b.replica_id: b for b in self.backends}
         fresh = []
         for replica_id, host, port in replicas:
@@ -75,6 +81,11 @@ class Balancer:
                 self.leaving[b.replica_id] = b
         self.backends = fresh
         self._dispatch()
+        if unavailable and not fresh:
+            waiters, self.waiters = self.waiters, deque()
+            for waiter in waiters:
+                if not waiter.future.done():
+                    waiter.future.set_exception(Shed(UNAVAILABLE, unavailable))
 
     def _eligible(self, b: Backend, exclude: frozenset[str]) -> bool:
         return (self.cap is None or b.inflight < self.cap) and b.replica_id not in exclude

@@ -7,7 +7,7 @@ import contextlib
 from time import monotonic
 from typing import TYPE_CHECKING, Final
 
-from berth.gateway.balancer import Backend, Shed
+from berth.gateway.balancer import UNAVAILABLE, Backend, Shed
 from berth.gateway.http import client_head, gateway_error, upstream_head
 from berth.gateway.paths import refusal as path_refusal
 from berth.gateway.table import Route
@@ -186,9 +186,13 @@ class Exchange:
         route = self.route
         assert route is not None
         balancer = route.balancer
-        if not balancer.backends and route.from_zero:
-            self.cold_start = monotonic()
-            self.gw.activate(route)
+        if not balancer.backends:
+            if balancer.unavailable:  # none can come: waiting would only delay the answer
+                self._shed(UNAVAILABLE, balancer.unavailable)
+                return
+            if route.from_zero:
+                self.cold_start = monotonic()
+                self.gw.activate(route)
         try:
             waiter = balancer.enqueue(frozenset(self.tried))
         except Shed as shed:
@@ -202,6 +206,9 @@ class Exchange:
             balancer.abandon(waiter)
             self._shed("queue_timeout", f"no replica was free within the queue timeout "
                        f"({route.queue_timeout:g}s)")
+            return
+        except Shed as shed:  # the deployment was stopped (or scaled to 0) while it waited
+            self._shed(shed.reason, str(shed))
             return
         except asyncio.CancelledError:
             balancer.abandon(waiter)
@@ -219,6 +226,9 @@ class Exchange:
     def _shed(self, reason: str, message: str) -> None:
         assert self.route is not None
         self.gw.metrics.shed(self.route, reason)
+        if reason == UNAVAILABLE:  # not a matter of time: no Retry-After
+            self.reply_error(503, reason, message)
+            return
         retry = max(1, int(self.route.queue_timeout // 10))
         self.reply_error(503, reason, message, {"retry-after": str(retry)})
 
@@ -392,6 +402,14 @@ class Exchange:
                              f"the replica did not answer within the {which} timeout "
                              f"({seconds:g}s)")
 
+    def refused(self, status: int) -> None:
+        """The gateway refused the rest of this request (a malformed or stalled body), and
+        its connection, which has let it go, answers. Stop it, free its slot, log `status`."""
+        if self.done:
+            return
+        self._cut()
+        self._finish(status=status, own=True, tell_conn=False)
+
     def client_gone(self) -> None:
         """The client disconnected: stop waiting, cut the upstream request, free the slot."""
         if self.done:
@@ -420,7 +438,8 @@ class Exchange:
         if backend is not None and self.route is not None:
             self.route.balancer.release(backend)
 
-    def _finish(self, status: int | None = None, own: bool = False) -> None:
+    def _finish(self, status: int | None = None, own: bool = False,
+                tell_conn: bool = True) -> None:
         if self.done:
             return
         self.done = True
@@ -434,4 +453,5 @@ class Exchange:
                 if asyncio.current_task() is not task:
                     task.cancel()
         self.gw.record(self, backend, own)
-        self.conn.finished(self)
+        if tell_conn:
+            self.conn.finished(self)

@@ -47,6 +47,9 @@ class ClientConnection:
         self.write_paused = False
         self.batch: list[bytes] | None = None
         self.refusal: tuple[int, str, str] | None = None
+        # A refusal (a malformed or stalled request) waiting for the requests before it to be
+        # answered; then it is written and the connection closed. Nothing more is read.
+        self.last_words: bytes | None = None
         # The head being parsed. head_bytes: its target and complete headers (the callbacks);
         # head_read: the bytes read into it, also those httptools holds in an unfinished line.
         self.between = True  # no message begun and unfinished
@@ -210,6 +213,8 @@ class ClientConnection:
             self._reading()
         if self.queue:
             self.queue[0].begin()
+        elif self.last_words is not None:
+            self._close_with(self.last_words)
 
     def abort(self) -> None:
         """Cut the client off (an error after the response started: nothing else to say)."""
@@ -229,7 +234,7 @@ class ClientConnection:
 
     def _reading(self) -> None:
         """Pause or resume the transport: paused while either reason holds."""
-        pause = self.paused or self.pipeline_full
+        pause = self.paused or self.pipeline_full or self.last_words is not None
         if pause != self.reading_paused and self.transport is not None and not self.closed:
             self.reading_paused = pause
             if pause:
@@ -239,12 +244,20 @@ class ClientConnection:
 
     def sweep(self, now: float, idle_seconds: float, head_seconds: float) -> None:
         """Called about once a second. A connection with nothing in flight is closed after
-        `idle_seconds` without a byte from the client; a request head still arriving after
-        `head_seconds` is answered 408. Requests in flight have their own timeouts."""
+        `idle_seconds` without a byte from the client, and a request body being read gets
+        408 after as long without one; a request head still arriving after `head_seconds`
+        is answered 408. Requests in flight have their own timeouts."""
         if self.closed:
             return
-        if self.queue or self.reads != self.seen_reads:
+        # A body is arriving (its head is in, its end is not) and the gateway reads it: the
+        # client, not the replica, is what it waits for.
+        body_due = not self.between and not self.head_open and not self.reading_paused
+        if self.reads != self.seen_reads or (self.queue and not body_due):
             self.seen_reads, self.quiet_since = self.reads, now
+        if body_due and now - self.quiet_since >= idle_seconds:
+            self._refuse(408, "request_timeout", "no byte of the request body arrived "
+                         f"within {idle_seconds:g}s")
+            return
         if self.queue or not self.head_open:
             self.watched_head = -1
         elif self.watched_head != self.heads:
@@ -259,8 +272,28 @@ class ClientConnection:
                 self.transport.close()
 
     def _refuse(self, status: int, code: str, message: str) -> None:
+        """Refuse what the client sends now; the requests it sent complete before are still
+        answered first, then the refusal, then the connection closes."""
+        if self.transport is None or self.closed or self.last_words is not None:
+            return
+        self.last_words = gateway_error(status, code, message, keep_alive=False)
+        self._reading()  # nothing more is read
+        bad = self.parsing
+        if bad is not None and not bad.body_done and bad in self.queue:
+            # Its head was in (it may be on its way to a replica): it goes, with its slot.
+            self.queue.remove(bad)
+            bad.refused(status)
+            if bad.responded:  # its answer had begun: it can be neither finished nor followed
+                self.abort()
+                self.closed = True
+                return
+        if not self.queue:
+            self._close_with(self.last_words)
+
+    def _close_with(self, data: bytes) -> None:
         if self.transport is not None and not self.closed:
-            self.transport.write(gateway_error(status, code, message, keep_alive=False))
+            self.flush_writes()
+            self.transport.write(data)
             self.transport.close()
             self.closed = True
 

@@ -73,7 +73,8 @@ def build_table(version: int, deployments: list[Deployment], replicas: list[Repl
         spec = d.spec
         prior = old.get(d.id)
         balancer = prior.balancer if prior else Balancer()
-        balancer.update(sorted(ready.get(d.id, [])), spec.per_worker, spec.max_queued_requests)
+        balancer.update(sorted(ready.get(d.id, [])), spec.per_worker, spec.max_queued_requests,
+                        unavailable_reason(d))
         route = Route(
             deployment_id=d.id, project=d.project, name=d.name, balancer=balancer,
             keys=frozenset(spec.api_keys) if spec.api_keys is not None else None,
@@ -88,11 +89,21 @@ def build_table(version: int, deployments: list[Deployment], replicas: list[Repl
         table.by_id[d.id] = route
     for d_id, route in old.items():
         if d_id not in table.by_id:
-            route.balancer.update([], None, 0)  # gone: wake and shed its waiters
+            route.balancer.update([], None, 0, f"deployment {route.project}/{route.name} "
+                                  "was deleted")  # gone: its waiters are answered
     for k in keys:
         table.keys[k.digest] = KeyEntry(k.project, k.name, _ts(k.expires_at),
                                            f'"{k.name}"')
     return table
+
+
+def unavailable_reason(d: Deployment) -> str:
+    """Why no replica of `d` can ever come (so a request is answered at once), or ""."""
+    if d.desired == DesiredState.STOPPED:
+        return f"deployment {d.project}/{d.name} is stopped; start it to serve requests"
+    if all(c.scale.max == 0 for c in d.spec.containers):
+        return f"deployment {d.project}/{d.name} is scaled to max 0; no replica can serve it"
+    return ""
 
 
 def _ts(at: datetime | None) -> float | None:

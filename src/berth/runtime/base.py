@@ -43,6 +43,14 @@ class ReplicaStats:
 
 
 @dataclass(frozen=True)
+class LogPolicy:
+    """What a runtime keeps of a deployment's replica log lines (the spec's `logging`)."""
+
+    enabled: bool = True  # False: lines are discarded
+    retention_seconds: int | None = None  # lines older than this are dropped
+
+
+@dataclass(frozen=True)
 class LogLine:
     ts: float  # unix seconds
     replica_id: str
@@ -76,6 +84,10 @@ class Runtime(Protocol):
         """Oldest-first lines with ts > since; the newest `limit` when since is None."""
 
     def purge_logs(self, deployment_id: str) -> None: ...
+
+    def keep_logs(self, deployment_id: str, policy: LogPolicy) -> None:
+        """Apply `policy` to the deployment's log lines, running replicas included (no
+        restart); called each controller tick, so it must be cheap when nothing changed."""
 
     async def shutdown(self, grace: float) -> None:
         """Stop every replica (TERM, then KILL after grace) and wait for them to exit."""

@@ -3,6 +3,12 @@
 Files grow large, so reads never scan a whole file: the newest lines are read backwards
 from the end in blocks, and lines after a timestamp are found by binary search over byte
 offsets (each file is written in time order by one shim).
+
+A deployment's directory also holds `.policy.json`, its `LogPolicy`: the shims read it (so a
+change reaches running replicas) and discard lines when logging is off; lines older than
+the retention period are pruned by rewriting the file from the first line to keep (found
+by the same binary search), by the shim for its own file while it runs, else by the
+runtime.
 """
 
 from __future__ import annotations
@@ -13,16 +19,83 @@ import os
 import time
 from collections.abc import Iterable
 from pathlib import Path
-from typing import BinaryIO
+from typing import IO, BinaryIO
 
-from berth.runtime.base import LogLine
+from berth.runtime.base import LogLine, LogPolicy
 
 BLOCK = 64 * 1024
+POLICY_FILE = ".policy.json"
+
+
+def write_policy(directory: Path, policy: LogPolicy) -> None:
+    directory.mkdir(parents=True, exist_ok=True)
+    tmp = directory / f"{POLICY_FILE}.tmp"
+    tmp.write_text(json.dumps({"enabled": policy.enabled,
+                               "retention_seconds": policy.retention_seconds}))
+    os.replace(tmp, directory / POLICY_FILE)
+
+
+def read_policy(directory: Path) -> LogPolicy:
+    """The directory's policy; the default (keep everything) when there is none."""
+    try:
+        data = json.loads((directory / POLICY_FILE).read_text())
+        retention = data.get("retention_seconds")
+        return LogPolicy(bool(data.get("enabled", True)),
+                         int(retention) if retention is not None else None)
+    except (OSError, ValueError, TypeError, AttributeError):
+        return LogPolicy()
+
+
+def prune_every(policy: LogPolicy) -> float:
+    """Seconds between prunes: a tenth of the retention period, within 1 s .. 60 s."""
+    return min(60.0, max(1.0, (policy.retention_seconds or 600) / 10))
+
+
+def prune(path: Path, older_than: float) -> None:
+    """Drop the lines with ts < older_than from the file (atomically: a reader sees the old
+    file or the new). Only the file's one writer may prune it."""
+    try:
+        with path.open("rb") as f:
+            lo, hi = 0, f.seek(0, os.SEEK_END)
+            while lo < hi:  # smallest offset whose next record is not older (or absent)
+                mid = (lo + hi) // 2
+                record = _first_record_from(f, mid, "")
+                if record is None or record.ts >= older_than:
+                    hi = mid
+                else:
+                    lo = mid + 1
+            start = _line_start(f, lo)
+            if start == 0:
+                return
+            tmp = path.with_name(path.name + ".pruning")
+            f.seek(start)
+            with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as out:
+                while chunk := f.read(BLOCK):
+                    out.write(chunk)
+            os.replace(tmp, path)
+    except FileNotFoundError:
+        return
+
+
+def _line_start(f: BinaryIO, offset: int) -> int:
+    """Where the first line starting at or after `offset` starts."""
+    if offset == 0:
+        return 0
+    f.seek(offset - 1)
+    f.readline()
+    return f.tell()
+
+
+def open_log(path: Path | str) -> IO[str]:
+    """A log file opened for appending, created private (0600) whatever the umask."""
+    return open(os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600), "a",
+                encoding="utf-8")
 
 
 def append_line(path: Path, stream: str, line: str) -> None:
+    """One line from the runtime itself; the caller checks the policy."""
     record = {"ts": time.time(), "stream": stream, "line": line}
-    with path.open("a", encoding="utf-8") as f:
+    with open_log(path) as f:
         f.write(json.dumps(record, ensure_ascii=False) + "\n")
 
 

@@ -5,6 +5,10 @@
 The shim (`berth.runtime.shim`) records the command's output and exit; the group is what
 gets signalled, so children the command spawns go with it. Every process carries
 `BERTH_OWNER` in its environment, which lets a restarted server find its replicas again.
+
+Each replica runs in a working directory of its own, `<work_dir>/<replica id>` (0700), made
+empty on start and removed with the replica: never the server's own directory, whose files
+(the admin token, the database) a command such as `python -m http.server` would serve.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import signal as signals
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,11 +33,19 @@ import psutil
 from berth.runtime.base import (
     LaunchSpec,
     LogLine,
+    LogPolicy,
     ProcessObservation,
     ReplicaStats,
     StartedReplica,
 )
-from berth.runtime.logfiles import append_line, read_logs
+from berth.runtime.logfiles import (
+    append_line,
+    prune,
+    prune_every,
+    read_logs,
+    read_policy,
+    write_policy,
+)
 
 SHIM_MODULE = "berth.runtime.shim"
 _POLL = 0.02
@@ -55,13 +68,18 @@ class _Replica:
 class ProcessRuntime:
     name = "process"
 
-    def __init__(self, run_dir: Path, logs_dir: Path, owner: str, host: str = "127.0.0.1"):
-        self.run_dir = run_dir
-        self.logs_dir = logs_dir
+    def __init__(self, run_dir: Path, logs_dir: Path, owner: str, host: str = "127.0.0.1",
+                 work_dir: Path | None = None):
+        # Absolute: the shim and the replica run elsewhere than the server.
+        self.run_dir = run_dir.absolute()
+        self.logs_dir = logs_dir.absolute()
+        self.work_dir = (work_dir or run_dir.parent / "replicas").absolute()
         self.owner = owner
         self.host = host
         self._replicas: dict[str, _Replica] = {}
         self._unreaped: list[subprocess.Popen[bytes]] = []
+        self._log_policies: dict[str, LogPolicy] = {}
+        self._next_prune: dict[str, float] = {}
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -74,9 +92,10 @@ class ProcessRuntime:
             if self._alive(old):
                 raise ValueError(f"replica {rid!r} is already running")
             await self.forget(rid)
+        workdir = await asyncio.to_thread(self._fresh_workdir, rid)
         port = self._allocate_port()
         command = [arg.replace("${PORT}", str(port)) for arg in launch.command]
-        env = {k: v for k, v in os.environ.items() if not k.startswith("BERTH_")}
+        env = _inherited_env()
         env.setdefault("PYTHONUNBUFFERED", "1")
         env.update(launch.envs)
         env.update(
@@ -91,11 +110,12 @@ class ProcessRuntime:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         exit_path = self.run_dir / f"{rid}.exit"
         exit_path.unlink(missing_ok=True)
-        append_line(log_path, "berth", f"starting: {shlex.join(command)}")
+        if read_policy(log_path.parent).enabled:
+            append_line(log_path, "berth", f"starting: {shlex.join(command)}")
         popen = subprocess.Popen(  # noqa: ASYNC220 - a fork/exec, not a wait
             [sys.executable, "-m", SHIM_MODULE, "--log", str(log_path),
              "--exit-file", str(exit_path), "--", *command],
-            env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+            env=env, cwd=workdir, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL, start_new_session=True,
         )
         replica = _Replica(rid, did, popen.pid, port, exit_path, popen=popen)
@@ -123,13 +143,13 @@ class ProcessRuntime:
 
     async def forget(self, replica_id: str) -> None:
         replica = self._replicas.pop(replica_id, None)
-        if replica is None:
-            return
-        _killpg(replica.pid, signals.SIGKILL)  # also members left behind by the shim
-        await self._wait_gone([replica], _REAP_SECONDS)
-        if replica.popen is not None and replica.popen.poll() is None:
-            self._unreaped.append(replica.popen)
-        replica.exit_path.unlink(missing_ok=True)
+        if replica is not None:
+            _killpg(replica.pid, signals.SIGKILL)  # also members left behind by the shim
+            await self._wait_gone([replica], _REAP_SECONDS)
+            if replica.popen is not None and replica.popen.poll() is None:
+                self._unreaped.append(replica.popen)
+            replica.exit_path.unlink(missing_ok=True)
+        await asyncio.to_thread(self._remove_workdir, replica_id)
 
     async def shutdown(self, grace: float) -> None:
         replicas = list(self._replicas.values())
@@ -141,6 +161,8 @@ class ProcessRuntime:
             _killpg(replica.pid, signals.SIGKILL)
         await self._wait_gone(replicas, _REAP_SECONDS)
         self._reap_stragglers()
+        for replica in replicas:
+            await asyncio.to_thread(self._remove_workdir, replica.replica_id)
 
     async def recover(self, known: dict[str, int | None]) -> None:
         leaders: dict[str, tuple[psutil.Process, dict[str, str]]] = {}
@@ -178,6 +200,7 @@ class ProcessRuntime:
             with contextlib.suppress(psutil.Error):
                 doomed.append(psutil.Process(pid))
         await _wait_until(lambda: not any(_running(p) for p in doomed), _REAP_SECONDS)
+        await asyncio.to_thread(self._remove_stray_workdirs)
 
     def _adopt(
         self, rid: str, proc: psutil.Process, env: dict[str, str], port: int | None,
@@ -231,6 +254,57 @@ class ProcessRuntime:
 
     def purge_logs(self, deployment_id: str) -> None:
         shutil.rmtree(self.logs_dir / _component(deployment_id), ignore_errors=True)
+        self._log_policies.pop(deployment_id, None)
+        self._next_prune.pop(deployment_id, None)
+
+    def keep_logs(self, deployment_id: str, policy: LogPolicy) -> None:
+        """Write the policy for the shims when it changes; prune the files no running shim
+        writes (each running shim prunes its own), at most every `prune_every` seconds."""
+        directory = self.logs_dir / _component(deployment_id)
+        if self._log_policies.get(deployment_id) != policy:
+            write_policy(directory, policy)
+            self._log_policies[deployment_id] = policy
+            self._next_prune[deployment_id] = 0.0
+        if policy.retention_seconds is None:
+            return
+        now = time.monotonic()
+        if now < self._next_prune.get(deployment_id, 0.0):
+            return
+        self._next_prune[deployment_id] = now + prune_every(policy)
+        writing = {rid for rid, r in self._replicas.items() if self._alive(r)}
+        for path in directory.glob("*.log"):
+            if path.stem not in writing:
+                prune(path, time.time() - policy.retention_seconds)
+
+    # -- working directories -----------------------------------------------------------
+
+    def _fresh_workdir(self, rid: str) -> Path:
+        """An empty, private directory for the replica (what an earlier run left is gone)."""
+        self.work_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        os.chmod(self.work_dir, 0o700)  # mkdir's mode is masked by the umask
+        path = self.work_dir / rid
+        shutil.rmtree(path, ignore_errors=True)
+        path.mkdir(mode=0o700)
+        os.chmod(path, 0o700)
+        return path
+
+    def _remove_workdir(self, rid: str) -> None:
+        if rid and rid not in (".", "..") and "/" not in rid and "\0" not in rid:
+            shutil.rmtree(self.work_dir / rid, ignore_errors=True)
+
+    def _remove_stray_workdirs(self) -> None:
+        """Directories of replicas this runtime does not track (their processes are gone)."""
+        try:
+            names = [p.name for p in self.work_dir.iterdir()]
+        except OSError:
+            return
+        for name in names:
+            if name not in self._replicas:
+                path = self.work_dir / name
+                if path.is_dir() and not path.is_symlink():
+                    shutil.rmtree(path, ignore_errors=True)
+                else:
+                    path.unlink(missing_ok=True)
 
     # -- internals ---------------------------------------------------------------------
 
@@ -279,6 +353,16 @@ async def _wait_until(done: Callable[[], bool], seconds: float) -> None:
     deadline = loop.time() + seconds
     while not done() and loop.time() < deadline:  # noqa: ASYNC110
         await asyncio.sleep(_POLL)
+
+
+def _inherited_env() -> dict[str, str]:
+    """The server's environment less Berth's own settings; its PYTHONPATH made absolute, as
+    it was meant from the server's directory."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BERTH_")}
+    if env.get("PYTHONPATH"):
+        env["PYTHONPATH"] = os.pathsep.join(
+            os.path.abspath(p) if p else p for p in env["PYTHONPATH"].split(os.pathsep))
+    return env
 
 
 def _component(name: str) -> str:

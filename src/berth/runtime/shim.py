@@ -5,11 +5,15 @@
 Runs CMD in its own process group (the shim is the group leader), appends each line the
 command prints to FILE as JSON `{"ts", "stream", "line"}`, survives the group's SIGTERM so
 it can record how the command ended, then writes the exit file atomically and exits with
-the command's code (128 + signal for a signal death). Stdlib only: it must start fast.
+the command's code (128 + signal for a signal death). It follows the deployment's log
+policy (`.policy.json` beside FILE, re-read when it changes): lines are discarded while
+logging is off, and FILE is pruned of lines older than the retention period. Stdlib and
+`berth.runtime.logfiles` only: it must start fast.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import selectors
@@ -17,11 +21,16 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 from typing import IO
+
+from berth.runtime.base import LogPolicy
+from berth.runtime.logfiles import POLICY_FILE, open_log, prune, prune_every, read_policy
 
 MAX_LINE = 16 * 1024
 READ_SIZE = 64 * 1024
 DRAIN_SECONDS = 1.0  # after the command exits, how long a daemonized child may hold the pipes
+POLICY_CHECK_SECONDS = 1.0  # how often the policy file's mtime is looked at
 
 
 def _ignore(signum: int, frame: object) -> None:
@@ -30,15 +39,51 @@ def _ignore(signum: int, frame: object) -> None:
 
 class _LogWriter:
     def __init__(self, path: str) -> None:
-        self._file: IO[str] = open(path, "a", encoding="utf-8")  # noqa: SIM115
+        self._path = Path(path)
+        self._file: IO[str] = open_log(path)
+        self._policy = LogPolicy()
+        self._policy_mtime: int | None = None
+        self._next_check = 0.0
+        self._next_prune = 0.0
+        self._follow_policy(time.monotonic())
 
     def write(self, stream: str, line: str) -> None:
+        now = time.monotonic()
+        if now >= self._next_check:
+            self._follow_policy(now)
+        if not self._policy.enabled:
+            return
         record = {"ts": time.time(), "stream": stream, "line": line}
         try:
             self._file.write(json.dumps(record, ensure_ascii=False) + "\n")
             self._file.flush()
         except OSError:
             pass  # a full disk loses lines; it must not orphan the command
+
+    def tick(self) -> None:
+        """Called at least once a second: a policy change or a prune is not left waiting
+        for the next line."""
+        now = time.monotonic()
+        if now >= self._next_check:
+            self._follow_policy(now)
+
+    def _follow_policy(self, now: float) -> None:
+        self._next_check = now + POLICY_CHECK_SECONDS
+        try:
+            mtime: int | None = os.stat(self._path.parent / POLICY_FILE).st_mtime_ns
+        except OSError:
+            mtime = None
+        if mtime != self._policy_mtime:
+            self._policy_mtime = mtime
+            self._policy = read_policy(self._path.parent)
+            self._next_prune = now
+        retention = self._policy.retention_seconds
+        if retention is not None and now >= self._next_prune:
+            self._next_prune = now + prune_every(self._policy)
+            self._file.close()  # this shim is the file's one writer: prune, then reopen
+            with contextlib.suppress(OSError):  # a failed prune keeps the lines; no more
+                prune(self._path, time.time() - retention)
+            self._file = open_log(self._path)
 
     def close(self) -> None:
         self._file.close()
@@ -83,7 +128,8 @@ class _LineSplitter:
 
 def write_exit_file(path: str, code: int, error: str) -> None:
     tmp = f"{path}.tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with open(fd, "w", encoding="utf-8") as f:
         json.dump({"code": code, "error": error, "ts": time.time()}, f)
     os.replace(tmp, path)
 
@@ -96,6 +142,7 @@ def _pump(child: subprocess.Popen[bytes], log: _LogWriter) -> int:
     deadline: float | None = None
     try:
         while sel.get_map():
+            log.tick()
             for key, _ in sel.select(timeout=0.2):
                 splitter: _LineSplitter = key.data
                 data = os.read(key.fd, READ_SIZE)

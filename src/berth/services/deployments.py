@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -22,6 +22,8 @@ from berth.domain.status import (
     TaskState,
 )
 from berth.domain.validation import validate
+from berth.services.dialect_records import RecordChange, apply_records
+from berth.store.dialect_records import DialectRecord
 from berth.store.engine import Store, Tx
 
 PROJECT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -35,6 +37,7 @@ CONTAINER_READ_ONLY = ("deploy_status", "error_message")
 class Change:
     deployment: Deployment
     task: Task
+    records: list[DialectRecord] = field(default_factory=list)  # written with the change
 
 
 def check_project(project: str) -> None:
@@ -103,7 +106,10 @@ class DeploymentService:
 
     # ---- changes -----------------------------------------------------------------------
 
-    def create(self, project: str, data: Any) -> Change:
+    # Each change takes `records`: a dialect's records to write or delete in the same
+    # transaction (berth.services.dialect_records); the change's `records` are those written.
+
+    def create(self, project: str, data: Any, records: Sequence[RecordChange] = ()) -> Change:
         check_project(project)
         spec = validate(strip_read_only(data), self.facts)
         now = self.clock()
@@ -119,17 +125,19 @@ class DeploymentService:
                 raise Conflict(f"deployment {spec.name!r} already exists in project {project!r}",
                                name=spec.name, project=project)
             tx.deployments.insert(d)
-            return Change(d, self._record(tx, d, TaskKind.CREATE, "Created",
-                                          f"generation 1 accepted: {spec.image}"))
+            return self._record(tx, d, TaskKind.CREATE, "Created",
+                                f"generation 1 accepted: {spec.image}", records)
 
-    def replace(self, project: str, name: str, data: Any, if_match: int | None = None) -> Change:
+    def replace(self, project: str, name: str, data: Any, if_match: int | None = None,
+                records: Sequence[RecordChange] = ()) -> Change:
         clean = strip_read_only(data)
         if isinstance(clean, dict):
             clean.setdefault("name", name)
         spec = validate(clean, self.facts)
-        return self._update(project, name, lambda _old: spec, if_match)
+        return self._update(project, name, lambda _old: spec, if_match, records)
 
-    def patch(self, project: str, name: str, patch: Any, if_match: int | None = None) -> Change:
+    def patch(self, project: str, name: str, patch: Any, if_match: int | None = None,
+              records: Sequence[RecordChange] = ()) -> Change:
         if not isinstance(patch, dict):
             raise SpecInvalid([Violation("body", "type", "a merge patch must be a JSON object")])
 
@@ -137,19 +145,19 @@ class DeploymentService:
             current = old.model_dump(mode="json", by_alias=True, exclude_none=True)
             return validate(merge_patch(current, strip_read_only(patch)), self.facts)
 
-        return self._update(project, name, apply, if_match)
+        return self._update(project, name, apply, if_match, records)
 
-    def start(self, project: str, name: str) -> Change:
-        return self._act(project, name, TaskKind.START, DesiredState.RUNNING)
+    def start(self, project: str, name: str, records: Sequence[RecordChange] = ()) -> Change:
+        return self._act(project, name, TaskKind.START, DesiredState.RUNNING, records)
 
-    def stop(self, project: str, name: str) -> Change:
-        return self._act(project, name, TaskKind.STOP, DesiredState.STOPPED)
+    def stop(self, project: str, name: str, records: Sequence[RecordChange] = ()) -> Change:
+        return self._act(project, name, TaskKind.STOP, DesiredState.STOPPED, records)
 
-    def restart(self, project: str, name: str) -> Change:
-        return self._act(project, name, TaskKind.RESTART, DesiredState.RUNNING)
+    def restart(self, project: str, name: str, records: Sequence[RecordChange] = ()) -> Change:
+        return self._act(project, name, TaskKind.RESTART, DesiredState.RUNNING, records)
 
-    def delete(self, project: str, name: str) -> Change:
-        return self._act(project, name, TaskKind.DELETE, DesiredState.DELETED)
+    def delete(self, project: str, name: str, records: Sequence[RecordChange] = ()) -> Change:
+        return self._act(project, name, TaskKind.DELETE, DesiredState.DELETED, records)
 
     def restart_replica(self, project: str, name: str, replica_id: str) -> Change:
         """Replace one replica: the controller surges a new one, then drains this one. The
@@ -164,8 +172,8 @@ class DeploymentService:
                 raise NotFound(f"replica {replica_id!r} not found in deployment {name!r}",
                                name=name, project=project, replica=replica_id)
             tx.replicas.request_restart(r.id, self.clock())
-            return Change(d, self._record(tx, d, TaskKind.RESTART, "ReplicaRestartRequested",
-                                          f"replica {r.id} will be replaced"))
+            return self._record(tx, d, TaskKind.RESTART, "ReplicaRestartRequested",
+                                f"replica {r.id} will be replaced")
 
     # ---- internals ---------------------------------------------------------------------
 
@@ -186,7 +194,7 @@ class DeploymentService:
 
     def _update(
         self, project: str, name: str, build: Callable[[DeploymentSpec], DeploymentSpec],
-        if_match: int | None,
+        if_match: int | None, records: Sequence[RecordChange],
     ) -> Change:
         with self.store.write() as tx:
             d = self._live(tx, project, name)
@@ -207,9 +215,10 @@ class DeploymentService:
                 tx.deployments.save(d)
             message = (f"generation {d.generation} accepted" if changed
                        else f"no change; generation stays {d.generation}")
-            return Change(d, self._record(tx, d, TaskKind.UPDATE, "Updated", message))
+            return self._record(tx, d, TaskKind.UPDATE, "Updated", message, records)
 
-    def _act(self, project: str, name: str, kind: TaskKind, desired: DesiredState) -> Change:
+    def _act(self, project: str, name: str, kind: TaskKind, desired: DesiredState,
+             records: Sequence[RecordChange]) -> Change:
         with self.store.write() as tx:
             d = self._live(tx, project, name)
             if kind == TaskKind.RESTART and d.desired != DesiredState.RUNNING:
@@ -223,11 +232,13 @@ class DeploymentService:
                 tx.deployments.save(d)
             reason = {TaskKind.START: "StartRequested", TaskKind.STOP: "StopRequested",
                       TaskKind.RESTART: "RestartRequested", TaskKind.DELETE: "DeleteRequested"}
-            return Change(d, self._record(tx, d, kind, reason[kind],
-                                          f"generation {d.generation}: {desired.value}"))
+            return self._record(tx, d, kind, reason[kind],
+                                f"generation {d.generation}: {desired.value}", records)
 
-    def _record(self, tx: Tx, d: Deployment, kind: TaskKind, reason: str, message: str) -> Task:
-        """Every change: a task, an event, and a new routing version for the gateways."""
+    def _record(self, tx: Tx, d: Deployment, kind: TaskKind, reason: str, message: str,
+                records: Sequence[RecordChange] = ()) -> Change:
+        """Every change: a task, an event, a new routing version for the gateways, and the
+        dialect's records of it."""
         tx.routing.bump()
         now = self.clock()
         task = Task(id=str(uuid.uuid4()), kind=kind, project=d.project, deployment_id=d.id,
@@ -236,7 +247,7 @@ class DeploymentService:
         tx.tasks.insert(task)
         tx.events.add(Event(deployment_id=d.id, at=now, kind="Spec", reason=reason,
                             message=message, data={"task_id": task.id}))
-        return task
+        return Change(d, task, apply_records(tx, records, d, task, now))
 
 
 def _resize_containers(old: list[ContainerStatus], spec: DeploymentSpec) -> list[ContainerStatus]:

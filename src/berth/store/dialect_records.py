@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlalchemy import Connection, func, select
 
-from berth.store.schema import counters as c
+from berth.store import counters
 from berth.store.schema import dialect_records as t
 
 
@@ -59,14 +59,7 @@ class DialectRecordRepo:
 
     def next_number(self, dialect: str, kind: str) -> int:
         """1 + the number of records of this kind ever kept: for integer ids."""
-        counter = f"{dialect}:{kind}"
-        row = self.conn.execute(select(c.c.value).where(c.c.name == counter)).first()
-        value = (int(row.value) if row else 0) + 1
-        if row:
-            self.conn.execute(c.update().where(c.c.name == counter).values(value=value))
-        else:
-            self.conn.execute(c.insert().values(name=counter, value=value))
-        return value
+        return counters.increment(self.conn, f"{dialect}:{kind}")
 
     def count(self, dialect: str, kind: str) -> int:
         query = select(func.count()).select_from(t).where(t.c.dialect == dialect,

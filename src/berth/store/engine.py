@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -66,6 +68,16 @@ def _sqlite_engine(url: str) -> Engine:
     return engine
 
 
+def _private_database(path: Path) -> None:
+    """The database file made 0600 before SQLite opens it (it would create it 0644, less the
+    umask); SQLite gives its -wal and -shm files the database file's mode. Files left by an
+    earlier version are made 0600 as well."""
+    os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+    for file in (path, Path(f"{path}-wal"), Path(f"{path}-shm"), Path(f"{path}-journal")):
+        with contextlib.suppress(FileNotFoundError):
+            os.chmod(file, 0o600)
+
+
 class Store:
     def __init__(self, url: str) -> None:
         self.url = url
@@ -74,6 +86,8 @@ class Store:
             path = url.removeprefix("sqlite:///")
             if path and path != ":memory:":
                 Path(path).parent.mkdir(parents=True, exist_ok=True)
+                if url.startswith("sqlite:///") and "?" not in path:
+                    _private_database(Path(path))
             self.engine = _sqlite_engine(url)
         else:
             self.engine = create_engine(url, pool_pre_ping=True)

@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import Connection, select
 
 from berth.domain.records import Replica
-from berth.domain.status import ReplicaState
+from berth.domain.status import FailureKind, ReplicaState
 from berth.store.schema import replicas as t
 
 _FIELDS = [f.name for f in fields(Replica)]
@@ -20,6 +20,7 @@ _REQUESTED = "restart_requested_at"
 def _to_record(row: Any) -> Replica:
     values = {name: getattr(row, name) for name in _FIELDS}
     values["state"] = ReplicaState(values["state"])
+    values["failure"] = FailureKind(values["failure"]) if values["failure"] else None
     values["gpus"] = list(values["gpus"] or [])
     return Replica(**values)
 
@@ -27,6 +28,7 @@ def _to_record(row: Any) -> Replica:
 def _to_row(r: Replica) -> dict[str, Any]:
     row = asdict(r)
     row["state"] = r.state.value
+    row["failure"] = r.failure.value if r.failure is not None else None
     return row
 
 

@@ -13,7 +13,7 @@ from typing import Any
 
 from sqlalchemy import Connection, select
 
-from berth.store.schema import counters as c
+from berth.store import counters
 from berth.store.schema import gateways as g
 
 ROUTING = "routing"
@@ -34,17 +34,11 @@ class RoutingRepo:
         self.conn = conn
 
     def version(self) -> int:
-        row = self.conn.execute(select(c.c.value).where(c.c.name == ROUTING)).first()
-        return int(row.value) if row else 0
+        return counters.value(self.conn, ROUTING)
 
     def bump(self) -> int:
         """Advance the routing version (inside the writer's transaction) and return it."""
-        current = self.version()
-        if current == 0:
-            self.conn.execute(c.insert().values(name=ROUTING, value=1))
-        else:
-            self.conn.execute(c.update().where(c.c.name == ROUTING).values(value=current + 1))
-        return current + 1
+        return counters.increment(self.conn, ROUTING)
 
     def report(self, r: GatewayReport) -> None:
         body: dict[str, Any] = {"inflight": r.inflight, "last_request": r.last_request,

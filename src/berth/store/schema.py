@@ -95,6 +95,9 @@ replicas = Table(
     Column("last_error", Text, nullable=False, default=""),
     Column("drain_version", Integer, nullable=True),
     Column("restart_requested_at", UTCDateTime, nullable=True),
+    Column("failure", String(16), nullable=True),  # FailureKind of the last run's end
+    Column("kill_sent", Boolean, nullable=False, default=False),
+    Column("unschedulable", Text, nullable=False, default=""),
 )
 
 tasks = Table(

@@ -215,3 +215,69 @@ def test_slow_start_and_clean_exit_on_sigterm() -> None:
             assert server.process.wait(timeout=5) == 0
     finally:
         _stop(server.process)
+
+
+INFER_BODY = {"id": "req-1", "inputs": [
+    {"name": "text", "shape": [2], "datatype": "BYTES", "data": ["hello", "world"]},
+    {"name": "x", "shape": [2, 2], "datatype": "FP32", "data": [[1.0, 2.5], [3.0, 4.0]]},
+]}
+
+
+def test_open_inference_protocol_infer_echoes_inputs_as_outputs(echo: Echo) -> None:
+    reply = httpx.post(f"{echo.url}/v2/models/my-model/infer", json=INFER_BODY)
+    assert reply.status_code == 200 and reply.headers["content-type"] == "application/json"
+    assert reply.json() == {"model_name": "my-model", "id": "req-1", "outputs": [
+        {"name": "text", "datatype": "BYTES", "shape": [2], "data": ["hello", "world"]},
+        {"name": "x", "datatype": "FP32", "shape": [2, 2], "data": [[1.0, 2.5], [3.0, 4.0]]}]}
+    body = {"inputs": INFER_BODY["inputs"], "outputs": [{"name": "x"}]}
+    versioned = httpx.post(f"{echo.url}/v2/models/m/versions/3/infer", json=body).json()
+    assert versioned["model_version"] == "3" and versioned["id"]  # an id is made when none
+    assert [o["name"] for o in versioned["outputs"]] == ["x"]
+
+
+def test_open_inference_protocol_health_metadata_and_readiness(
+        echo: Echo, unhealthy_file: Path) -> None:
+    assert httpx.get(f"{echo.url}/v2/health/live").json() == {"live": True}
+    assert httpx.get(f"{echo.url}/v2/health/ready").json() == {"ready": True}
+    assert httpx.get(f"{echo.url}/v2/models/my-model/ready").json() == {
+        "name": "my-model", "ready": True}
+    meta = httpx.get(f"{echo.url}/v2/models/my-model").json()
+    assert (meta["name"], meta["platform"]) == ("my-model", "berth-echo")
+    assert httpx.get(f"{echo.url}/v2").json()["name"] == "berth-echo"
+    unhealthy_file.touch()
+    try:
+        assert httpx.get(f"{echo.url}/v2/health/ready").status_code == 503
+        assert httpx.get(f"{echo.url}/v2/models/my-model/ready").json()["ready"] is False
+        assert httpx.get(f"{echo.url}/v2/health/live").status_code == 200
+    finally:
+        unhealthy_file.unlink()
+
+
+@pytest.mark.parametrize(("body", "field"), [
+    (b"{not json", "JSON"),
+    (b"[]", "inputs"),
+    (b'{"inputs": []}', "inputs"),
+    (b'{"inputs": [{"name": "a", "shape": [2], "datatype": "FP32", "data": [1]}]}',
+     "inputs[0].data"),
+    (b'{"inputs": [{"name": "a", "shape": [1], "datatype": "FLOAT", "data": [1]}]}',
+     "inputs[0].datatype"),
+    (b'{"inputs": [{"name": "a", "shape": ["1"], "datatype": "FP32", "data": [1]}]}',
+     "inputs[0].shape"),
+    (b'{"inputs": [{"shape": [1], "datatype": "FP32", "data": [1]}]}', "inputs[0].name"),
+    (b'{"inputs": [{"name": "a", "shape": [1], "datatype": "FP32", "data": [1]}], '
+     b'"outputs": [{"name": "b"}]}', "outputs"),
+    (b'{"inputs": [{"name": "a", "shape": [1], "datatype": "FP32", "data": '
+     + b"[" * 100 + b"1" + b"]" * 100 + b"}]}", "inputs[0].data"),
+])
+def test_open_inference_protocol_bad_requests_are_400_naming_the_field(
+        echo: Echo, body: bytes, field: str) -> None:
+    reply = httpx.post(f"{echo.url}/v2/models/m/infer", content=body)
+    assert reply.status_code == 400
+    assert field in reply.json()["error"]
+
+
+def test_open_inference_protocol_wrong_method_and_unknown_routes(echo: Echo) -> None:
+    assert httpx.get(f"{echo.url}/v2/models/m/infer").status_code == 405
+    assert httpx.post(f"{echo.url}/v2/health/ready").status_code == 405
+    assert httpx.get(f"{echo.url}/v2/models/m/explain").status_code == 404
+    assert httpx.get(f"{echo.url}/v2nope").status_code == 404

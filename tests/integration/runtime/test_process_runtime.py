@@ -341,3 +341,62 @@ def test_logs_read_big_files_quickly(tmp_path: Path) -> None:
     assert runtime.logs("nothing-here") == []
     with pytest.raises(ValueError):
         runtime.logs("../etc")
+
+
+CWD_SCRIPT = "import os; open('mine.txt', 'w').write('x'); print('cwd', os.getcwd(), flush=True)"
+
+
+def test_each_replica_runs_in_a_private_directory_of_its_own(
+    make_runtime: MakeRuntime, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    server_dir = tmp_path / "server"
+    server_dir.mkdir()
+    (server_dir / "admin-token").write_text("secret")
+    monkeypatch.chdir(server_dir)  # the server's own directory, which replicas must not share
+
+    async def scenario() -> None:
+        runtime = make_runtime()
+        await runtime.start(LaunchSpec("r1", "d1", python(CWD_SCRIPT)))
+        await runtime.start(LaunchSpec("r2", "d1", python(CWD_SCRIPT)))
+        assert (await wait_exit(runtime, "r1")).exit_code == 0
+        assert (await wait_exit(runtime, "r2")).exit_code == 0
+        first = Path((await wait_log(runtime, "d1", "cwd ")).split(" ", 1)[1])
+        cwds = {Path(line.line.split(" ", 1)[1]) for line in runtime.logs("d1")
+                if line.line.startswith("cwd ")}
+        assert cwds == {tmp_path / "replicas" / "r1", tmp_path / "replicas" / "r2"}
+        assert first in cwds and server_dir not in cwds
+        assert not (server_dir / "mine.txt").exists()
+        for rid in ("r1", "r2"):
+            workdir = tmp_path / "replicas" / rid
+            assert (workdir / "mine.txt").read_text() == "x"
+            assert workdir.stat().st_mode & 0o777 == 0o700
+            log = tmp_path / "logs" / "d1" / f"{rid}.log"
+            assert log.stat().st_mode & 0o777 == 0o600
+        assert (tmp_path / "replicas").stat().st_mode & 0o777 == 0o700
+
+        # a restart begins afresh; forget removes it
+        await runtime.start(LaunchSpec("r1", "d1", python("import time; time.sleep(60)")))
+        assert not (tmp_path / "replicas" / "r1" / "mine.txt").exists()
+        await runtime.forget("r1")
+        await runtime.forget("r2")
+        assert list((tmp_path / "replicas").iterdir()) == []
+
+    asyncio.run(scenario())
+
+
+def test_recover_removes_directories_of_replicas_it_does_not_adopt(
+    make_runtime: MakeRuntime, tmp_path: Path,
+) -> None:
+    async def scenario() -> None:
+        before = make_runtime()
+        kept = await before.start(LaunchSpec("keep", "d1", ECHO))
+        await before.start(LaunchSpec("orphan", "d1", SLEEPER))
+        await wait_ready(kept.port)
+        (tmp_path / "replicas" / "gone-long-ago").mkdir()
+        after = make_runtime()
+        await after.recover({"keep": kept.port})
+        assert [p.name for p in (tmp_path / "replicas").iterdir()] == ["keep"]
+        await after.shutdown(1.0)  # stops them all: nothing of theirs is kept
+        assert list((tmp_path / "replicas").iterdir()) == []
+
+    asyncio.run(scenario())

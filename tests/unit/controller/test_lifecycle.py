@@ -1,7 +1,8 @@
 from dataclasses import replace
 
-from berth.controller.lifecycle import Signal, step_replica
+from berth.controller.lifecycle import Signal, step_replica, unrunnable
 from berth.controller.policy import Policy
+from berth.domain.status import FailureKind
 from berth.domain.status import ReplicaState as S
 from berth.probes.tracker import ProbeVerdict
 from berth.runtime.base import ProcessObservation
@@ -66,3 +67,34 @@ def test_drain_then_term_then_kill_then_stopped() -> None:
     gone = step_replica(killed.replica, ProcessObservation("r1", alive=False), OK, P, at(8))
     assert gone.replica.state == S.STOPPED and gone.forget
     assert step_replica(gone.replica, None, OK, P, at(9)).delete
+
+
+def test_each_way_a_run_ends_is_recorded_as_its_kind() -> None:
+    r = replica(deployment(), "r1")
+    cases = [
+        (ProcessObservation("r1", alive=False, exit_code=3), OK, FailureKind.EXITED),
+        (ProcessObservation("r1", alive=False, exit_code=127,
+                            error="command not found: 'vllm'"), OK, FailureKind.NOT_EXECUTABLE),
+        (ProcessObservation("r1", alive=False), OK, FailureKind.LOST),
+        (None, OK, FailureKind.LOST),
+        (ALIVE, ProbeVerdict(started=True, ready=False, liveness_failed=True, message="x"),
+         FailureKind.UNHEALTHY),
+        (ALIVE, ProbeVerdict(started=False, ready=False, startup_failed=True, message="y"),
+         FailureKind.UNHEALTHY),
+    ]
+    for proc, probe, kind in cases:
+        step = step_replica(r, proc, probe, P, at(1))
+        assert (step.replica.state, step.replica.failure) == (S.BACKOFF, kind), (proc, probe)
+    # An exit code of 127 from the command itself is a plain exit, not "cannot run".
+    plain = step_replica(r, ProcessObservation("r1", alive=False, exit_code=127), OK, P, at(1))
+    assert plain.replica.failure == FailureKind.EXITED and not unrunnable(plain.replica)
+
+
+def test_sigkill_is_noted_once_by_the_flag_not_the_reason_text() -> None:
+    r = replica(deployment(), "r1", S.STOPPING, ready=False, state_deadline=at(1))
+    worded = replace(r, reason="grace period over; SIGKILL sent")  # text alone decides nothing
+    first = step_replica(worded, ALIVE, OK, P, at(2))
+    assert first.signal == Signal.KILL and [n.reason for n in first.notes] == ["Killed"]
+    assert first.replica.kill_sent
+    again = step_replica(first.replica, ALIVE, OK, P, at(3))
+    assert again.signal == Signal.KILL and not again.notes

@@ -182,3 +182,56 @@ def test_a_tick_that_does_not_end_is_reported(
     with caplog.at_level("ERROR", logger="berth.controller"):
         asyncio.run(run())
     assert "reconciling has stalled" in caplog.text
+
+
+def _status_events(world: World, name: str = "echo") -> list[str]:
+    return [e.reason for e in world.svc.events("p", name, limit=1000) if e.kind == "Status"]
+
+
+@pytest.mark.parametrize("before", ["stop", "scale-to-zero", "crash-loop"])
+def test_delete_with_no_replica_left_finishes(world: World, before: str) -> None:
+    scale = {"min": 0, "max": 0} if before == "scale-to-zero" else {"min": 1, "max": 1}
+    world.svc.create("p", {**SPEC, "containers": [{"scale": scale}]})
+    world.ticks(3)
+    if before == "stop":
+        world.svc.stop("p", "echo")
+        world.ticks(8)
+        assert world.status()[0] == DeploymentStatus.DISABLED
+    if before == "crash-loop":
+        for _ in range(3):
+            (rid,) = world.runtime.alive()
+            world.runtime.crash(rid, 1)
+            world.ticks(20)
+        assert world.status()[0] == DeploymentStatus.ERROR
+    change = world.svc.delete("p", "echo")
+    world.ticks(10)
+    assert world.svc.get("p", "echo").status == DeploymentStatus.DELETED
+    assert TaskService(world.store).get(change.task.id).state == TaskState.FINISHED
+    reasons = _status_events(world)
+    assert "IllegalTransition" not in reasons and reasons[-2:] == ["DELETING", "DELETED"]
+    again = world.svc.create("p", SPEC)  # the name is free
+    world.ticks(3)
+    assert TaskService(world.store).get(again.task.id).state == TaskState.FINISHED
+
+
+def test_an_illegal_transition_is_logged_once_and_fails_its_task(
+        world: World, caplog: pytest.LogCaptureFixture) -> None:
+    change = world.svc.create("p", SPEC)
+    with world.store.write() as tx:  # a row no roll-up can leave legally (e.g. a bad restore)
+        d = tx.deployments.by_name("p", "echo")
+        assert d is not None
+        d.status = DeploymentStatus.DELETING
+        tx.deployments.save(d)
+    with caplog.at_level("ERROR", logger="berth.controller"):
+        world.ticks(5)
+        task = TaskService(world.store).get(change.task.id)
+        assert task.state == TaskState.ERROR and "a bug in Berth" in task.error
+        first = [r.getMessage() for r in caplog.records if "DELETING -> " in r.getMessage()]
+        # Each distinct refusal (PENDING while starting, then ACTIVE) is logged once.
+        assert first and len(set(first)) == len(first)
+        assert "DELETING -> ACTIVE is not allowed" in first[-1]
+        assert all(r.levelname == "ERROR" for r in caplog.records)
+        world.ticks(10)
+    logged = [r.getMessage() for r in caplog.records if "DELETING -> " in r.getMessage()]
+    assert logged == first  # not once per tick
+    assert _status_events(world).count("IllegalTransition") == len(first)

@@ -90,6 +90,7 @@ def test_no_gpu_to_surge_frees_one_old_place() -> None:
     old = deployment(1)
     new = replace(old, spec=old.spec.model_copy(update={"envs": {"B": "2"}}), generation=2)
     stuck = replica(new, "c", S.PENDING, ready=False)
-    stuck = replace(stuck, reason="Unschedulable: needs 1 GPU; 0 of 1 free")
+    stuck = replace(stuck, reason="Unschedulable: needs 1 GPU; 0 of 1 free",
+                    unschedulable="needs 1 GPU; 0 of 1 free")
     plan = plan_deployment(new, [replica(old, "a"), stuck], {"local": 1}, P, at(1))
     assert [r for r, _ in plan.drain] == ["a"]

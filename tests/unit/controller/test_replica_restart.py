@@ -59,7 +59,7 @@ def test_no_room_to_surge_drains_the_marked_replica_first() -> None:
     d = deployment(1)
     rows = [replica(d, "a", restart_requested_at=at(1)),
             replace(replica(d, "b", S.PENDING, ready=False),
-                    reason="Unschedulable: no free GPU")]
+                    reason="Unschedulable: no free GPU", unschedulable="no free GPU")]
     plan = plan_deployment(d, rows, {"local": 1}, P, at(2))
     assert [rid for rid, _ in plan.drain] == ["a"]
 

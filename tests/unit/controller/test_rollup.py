@@ -4,7 +4,7 @@ from berth.controller.policy import Policy
 from berth.controller.rollup import roll_up, task_outcome
 from berth.domain.records import Task
 from berth.domain.status import DeploymentStatus as D
-from berth.domain.status import DesiredState, TaskKind, TaskState
+from berth.domain.status import DesiredState, FailureKind, TaskKind, TaskState
 from berth.domain.status import ReplicaState as S
 from tests.fakes.builders import at, deployment, replica
 
@@ -33,15 +33,19 @@ def test_status_follows_replicas() -> None:
 def test_crash_loop_is_error_and_unrunnable_is_failed() -> None:
     d = deployment(1)
     crash = replica(d, "a", S.BACKOFF, ready=False, failures=3, last_error="exited with code 1",
-                    exit_code=1)
+                    exit_code=1, failure=FailureKind.EXITED)
     r = roll_up(d, [crash], {"local": 1}, P)
     assert r.status == D.ERROR and "crash loop" in r.reason and r.containers[0].error
-    missing = replace(crash, exit_code=127, last_error="command not found: 'vllm'")
+    missing = replace(crash, exit_code=127, last_error="command not found: 'vllm'",
+                      failure=FailureKind.NOT_EXECUTABLE)
     assert roll_up(d, [missing], {"local": 1}, P).status == D.FAILED
     first_try = replace(missing, failures=1)  # no need to wait for a crash loop
     assert roll_up(d, [first_try], {"local": 1}, P).status == D.FAILED
-    plain_exit = replace(first_try, exit_code=127, last_error="exited with code 127")
+    plain_exit = replace(first_try, exit_code=127, failure=FailureKind.EXITED)
     assert roll_up(d, [plain_exit], {"local": 1}, P).status == D.DEPLOYING
+    # The kind decides, never the words: the same text with another kind reads differently.
+    worded = replace(first_try, last_error="exited with code 127")
+    assert roll_up(d, [worded], {"local": 1}, P).status == D.FAILED
 
 
 def test_stop_and_delete() -> None:

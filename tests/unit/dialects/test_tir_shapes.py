@@ -7,12 +7,17 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from e2enetworks.cloud.tir.helpers import cpu_plan_short_code, gpu_plan_short_code, plan_to_sku_id
+from e2enetworks.cloud.tir.helpers import (  # type: ignore[import-untyped]
+    cpu_plan_short_code,
+    gpu_plan_short_code,
+    plan_to_sku_id,
+)
 
-from berth.api.dialects.tir import shapes
+from berth.api.dialects.tir import models, requests, shapes
 from berth.domain.errors import SpecInvalid
 from berth.domain.platform import Gpu, PlatformFacts, Region, machine_flavors
 from berth.domain.records import ContainerStatus, Deployment
+from berth.domain.spec import DeploymentSpec
 from berth.domain.status import DeploymentStatus, DesiredState
 from berth.domain.validation import validate
 
@@ -24,6 +29,19 @@ FACTS = PlatformFacts(regions={"local": Region("local", "process")}, cpus=8,
 
 def b64(value: Any) -> str:
     return base64.b64encode(str(value).encode()).decode()
+
+
+def create(body: Any, facts: PlatformFacts) -> dict[str, Any]:
+    """A create body, parsed as the route parses it, as native spec data."""
+    return requests.create_to_native(models.parse(models.EndpointCreate, body), facts)
+
+
+def patch(body: Any, spec: DeploymentSpec, facts: PlatformFacts) -> dict[str, Any]:
+    return requests.patch_to_native(models.parse(models.EndpointAction, body), spec, facts)
+
+
+def action(body: Any) -> models.EndpointAction:
+    return models.parse(models.EndpointAction, body)
 
 
 def sdk_body(**extra: Any) -> dict[str, Any]:
@@ -46,11 +64,11 @@ def test_skus_make_sdk_plan_names_that_resolve() -> None:
     assert gpu["sku_type"] == "H100" and gpu["gpu"] == 1 and not gpu["is_free"]
     assert plan_to_sku_id(skus, cpu_plan_short_code(skus["CPU"][1])) == skus["CPU"][1]["sku_id"]
     assert plan_to_sku_id(skus, gpu_plan_short_code(gpu)) == gpu["sku_id"]
-    assert shapes.flavor_name(gpu["sku_id"], FACTS) == FACTS.flavors[gpu["sku_id"] - 1].name
+    assert requests.flavor_name(gpu["sku_id"], FACTS) == FACTS.flavors[gpu["sku_id"] - 1].name
 
 
 def test_create_body_to_native() -> None:
-    native = shapes.create_to_native(sdk_body(), FACTS)
+    native = create(sdk_body(), FACTS)
     assert native["image"] == "catalog/echo" and native["listening_port"] == 8080
     assert native["command"] == ["python", "serve.py", "--port", "8080"]
     assert native["envs"] == {"MODE": "a"}
@@ -61,12 +79,12 @@ def test_create_body_to_native() -> None:
 
 
 def test_commands_are_parsed_never_run() -> None:
-    assert shapes.decode_list(b64([]), "x") == []
+    assert requests.decode_list(b64([]), "x") == []
     with pytest.raises(SpecInvalid) as bad:
-        shapes.decode_list(b64("__import__('os').system('true')"), "detailed_info.commands")
+        requests.decode_list(b64("__import__('os').system('true')"), "detailed_info.commands")
     assert bad.value.violations[0].field == "detailed_info.commands"
     with pytest.raises(SpecInvalid):
-        shapes.decode_list("not base64!", "detailed_info.args")
+        requests.decode_list("not base64!", "detailed_info.args")
 
 
 def test_auto_scale_rules_map_to_triggers_and_back() -> None:
@@ -75,7 +93,8 @@ def test_auto_scale_rules_map_to_triggers_and_back() -> None:
         {"metric": "requestRate", "condition_value": 2.5},
         {"metric": "custom", "condition_value": 4, "custom_metric_name": "queue_depth"},
         {"metric": "cpu", "condition_type": "limit", "value": 70}]}
-    native = shapes.scale({"auto_scale_policy": policy}, autoscale=True)
+    native = requests.scale(action({"auto_scale_policy": policy}).auto_scale_policy,
+                            autoscale=True)
     scale = native["containers"][0]["scale"]
     assert scale["min"] == 0 and scale["max"] == 5 and scale["cooldown_period"] == 120
     assert scale["triggers"] == {"concurrency": {"target": 10.0},
@@ -97,35 +116,37 @@ def test_auto_scale_rules_map_to_triggers_and_back() -> None:
 ])
 def test_bad_rules_name_the_field(rule: dict[str, Any], field: str) -> None:
     with pytest.raises(SpecInvalid) as bad:
-        shapes.triggers([rule])
+        body = action({"action": "update_auto_scale", "auto_scale_policy": {"rules": [rule]}})
+        requests.scale(body.auto_scale_policy, autoscale=True)
     assert bad.value.violations[0].field == field
 
 
 def test_unknown_sku_and_missing_image() -> None:
     with pytest.raises(SpecInvalid) as sku:
-        shapes.create_to_native(sdk_body(sku_id=999), FACTS)
+        create(sdk_body(sku_id=999), FACTS)
     assert sku.value.violations[0].field == "sku_id"
     with pytest.raises(SpecInvalid) as image:
-        shapes.create_to_native(sdk_body(custom_endpoint_details={}), FACTS)
+        create(sdk_body(custom_endpoint_details={}), FACTS)
     assert "container_name" in image.value.violations[0].field
 
 
 def test_async_config_rules() -> None:
-    assert shapes.async_config({"async_enabled": False}) == {"async_enabled": False}
-    on = shapes.async_config({"async_enabled": True, "async_concurrent_workers": 3,
-                              "async_dataset_id": 9, "async_target_routes": [
-                                  {"route_name": "predict", "route_value": "/predict"}]})
+    assert requests.async_config(action({"async_enabled": False})) == {"async_enabled": False}
+    on = requests.async_config(action({"async_enabled": True, "async_concurrent_workers": 3,
+                                      "async_dataset_id": 9, "async_target_routes": [
+                                          {"route_name": "predict",
+                                           "route_value": "/predict"}]}))
     assert on["async_destination_type"] == "dataset" and on["async_concurrent_workers"] == 3
     with pytest.raises(SpecInvalid) as bad:
-        shapes.async_config({"async_enabled": True, "async_dataset_id": 9})
+        requests.async_config(action({"async_enabled": True, "async_dataset_id": 9}))
     assert bad.value.violations[0].field == "async_concurrent_workers"
 
 
 def test_patch_body_and_read_shape() -> None:
-    spec = validate(shapes.create_to_native(sdk_body(), FACTS), FACTS)
-    patch = shapes.patch_to_native({"action": "patch", "replicas": 3, "sku_id": 2,
-                                    "framework": "vllm"}, spec, FACTS)
-    assert patch == {"flavor": FACTS.flavors[1].name, "containers": [
+    spec = validate(create(sdk_body(), FACTS), FACTS)
+    native = patch({"action": "patch", "replicas": 3, "sku_id": 2, "framework": "vllm"}, spec,
+                   FACTS)
+    assert native == {"flavor": FACTS.flavors[1].name, "containers": [
         {"region": "local", "scale": {"min": 3, "max": 3, "triggers": {}}}]}
     now = datetime(2025, 1, 1, tzinfo=UTC)
     d = Deployment(id="d1", project="tir-1-2", name=spec.name, spec=spec, generation=1,

@@ -115,3 +115,41 @@ def test_a_head_still_arriving_after_the_head_time_is_408(rig: Rig) -> None:
     assert not rig.client_io.closed
     rig.client.sweep(60.0, idle_seconds=75, head_seconds=60)
     assert "60s" in refused(rig, 408, "request_timeout")["message"]
+
+
+def inflight(rig: Rig) -> int:
+    return rig.gw.table.routes[("p", "echo")].balancer.inflight()
+
+
+def test_a_request_body_stalled_for_the_idle_time_is_408_and_frees_its_slot(rig: Rig) -> None:
+    rig.client.data_received(b"POST /p/echo/predict HTTP/1.1\r\nhost: gw\r\n"
+                             b"content-length: 10\r\n\r\n0")
+    assert rig.upstream_io.take().endswith(b"\r\n\r\n0")  # on its way: a slot is held
+    assert inflight(rig) == 1
+    rig.client.sweep(0.0, idle_seconds=75, head_seconds=60)
+    for second in (70, 140, 210):  # a byte now and then keeps it going
+        rig.client.data_received(b"1")
+        rig.client.sweep(float(second), idle_seconds=75, head_seconds=60)
+    rig.client.sweep(284.0, idle_seconds=75, head_seconds=60)
+    assert not rig.client_io.closed and inflight(rig) == 1
+    rig.client.sweep(285.0, idle_seconds=75, head_seconds=60)
+    head, _, body = rig.client_io.take().partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 408 ") and b"connection: close" in head
+    assert "75s" in json.loads(body)["error"]["message"]
+    assert rig.client_io.closed and rig.upstream_io.closed  # the replica's request is cut
+    assert inflight(rig) == 0
+    stats = rig.gw.table.routes[("p", "echo")].stats
+    assert stats is not None and stats.responses == {408: 1}
+
+
+def test_a_body_held_back_by_the_gateway_is_not_the_clients_stall(rig: Rig) -> None:
+    rig.client.data_received(b"POST /p/echo/predict HTTP/1.1\r\nhost: gw\r\n"
+                             b"content-length: 10\r\n\r\n0")
+    rig.client.pause_reading()  # the replica takes the body slower than the client sends it
+    rig.client.sweep(0.0, idle_seconds=75, head_seconds=60)
+    rig.client.sweep(500.0, idle_seconds=75, head_seconds=60)
+    assert not rig.client_io.closed and inflight(rig) == 1
+    rig.client.resume_reading()
+    rig.client.data_received(b"123456789")
+    rig.upstream.data_received(OK)
+    assert rig.client_io.take().startswith(b"HTTP/1.1 200 OK")

@@ -4,9 +4,12 @@ in-memory transports: when the gateway writes upstream, and what each side recei
 from __future__ import annotations
 
 import asyncio
+import re
+from dataclasses import replace
 
 import pytest
 
+from berth.domain.status import DesiredState
 from berth.gateway.proxy import ClientConnection
 from berth.gateway.service import Gateway
 from berth.gateway.table import build_table
@@ -60,6 +63,50 @@ def test_pipelined_requests_are_answered_in_order(rig: Rig) -> None:
     assert rig.upstream_io.take().startswith(b"GET /b HTTP/1.1\r\n")
     rig.upstream.data_received(OK)
     assert rig.client_io.take().count(b"HTTP/1.1 200 OK\r\n") == 2
+
+
+def answers(data: bytes) -> list[bytes]:
+    """The status lines in what the client received, in order."""
+    return re.findall(rb"HTTP/1\.1 \d{3} [^\r]*", data)
+
+
+def test_garbage_after_valid_requests_is_refused_after_they_are_answered(rig: Rig) -> None:
+    rig.client.data_received(b"GET /p/echo/a HTTP/1.1\r\nhost: gw\r\n\r\n"
+                             b"GET /p/echo/b HTTP/1.1\r\nhost: gw\r\n\r\n"
+                             b"\x01\x02 not http\r\n\r\n")
+    assert rig.upstream_io.take().startswith(b"GET /a HTTP/1.1\r\n")
+    assert not rig.client_io.closed and not rig.client_io.reading  # nothing more is read
+    rig.upstream.data_received(OK)
+    assert rig.upstream_io.take().startswith(b"GET /b HTTP/1.1\r\n")
+    assert not rig.client_io.closed
+    rig.upstream.data_received(OK)
+    data = rig.client_io.take()
+    assert answers(data) == [b"HTTP/1.1 200 OK"] * 2 + [b"HTTP/1.1 400 Bad Request"]
+    assert data.endswith(b'"message": "malformed HTTP request"}}') and rig.client_io.closed
+    stats = rig.gw.table.routes[("p", "echo")].stats
+    assert stats is not None and stats.responses == {200: 2}  # none is taken for a 499
+
+
+def test_a_malformed_body_behind_an_answered_request_is_dropped_and_refused(rig: Rig) -> None:
+    rig.client.data_received(b"GET /p/echo/a HTTP/1.1\r\nhost: gw\r\n\r\n"
+                             b"POST /p/echo/b HTTP/1.1\r\nhost: gw\r\n"
+                             b"transfer-encoding: chunked\r\n\r\n5\r\nab")
+    assert rig.upstream_io.take().startswith(b"GET /a HTTP/1.1\r\n")
+    rig.client.data_received(b"zz\r\nnot-a-chunk-size\r\n")
+    rig.upstream.data_received(OK)
+    assert rig.upstream_io.take() == b""  # the malformed request never reaches the replica
+    assert answers(rig.client_io.take()) == [b"HTTP/1.1 200 OK", b"HTTP/1.1 400 Bad Request"]
+    assert rig.client_io.closed
+
+
+def test_a_malformed_body_of_a_request_in_flight_cuts_it_and_frees_its_slot(rig: Rig) -> None:
+    rig.client.data_received(b"POST /p/echo/b HTTP/1.1\r\nhost: gw\r\n"
+                             b"transfer-encoding: chunked\r\n\r\n2\r\nab\r\n")
+    assert rig.upstream_io.take().endswith(b"2\r\nab\r\n")
+    rig.client.data_received(b"not-a-chunk-size\r\n")
+    assert answers(rig.client_io.take()) == [b"HTTP/1.1 400 Bad Request"]
+    assert rig.client_io.closed and rig.upstream_io.closed
+    assert rig.gw.table.routes[("p", "echo")].balancer.inflight() == 0
 
 
 UNFRAMED = b"HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\nconnection: close\r\n\r\nhello"
@@ -153,3 +200,49 @@ def test_a_stale_kept_alive_connection_is_replaced_on_the_same_replica() -> None
         loop.close()
     assert b"".join(received).startswith(b"POST /x HTTP/1.1\r\n")
     assert answer.startswith(b"HTTP/1.1 200 OK\r\n") and answer.endswith(b"{}")
+
+
+def test_a_deployment_no_replica_can_serve_is_answered_503_at_once() -> None:
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    try:
+        gw = Gateway(store=None)  # type: ignore[arg-type]
+        d = deployment(0)  # scale {min 0, max 0}
+        gw.table = build_table(1, [d], [], [], None)
+        client_io = MemoryTransport()
+        client = ClientConnection(gw)
+        client.connection_made(client_io)  # type: ignore[arg-type]
+        client.data_received(b"GET /p/echo/a HTTP/1.1\r\nhost: gw\r\n\r\n")
+        loop.run_until_complete(asyncio.sleep(0))  # the request's first step, no more
+        head, _, body = client_io.take().partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 503 ") and b"retry-after" not in head
+        assert b"connection: keep-alive" in head and not client_io.closed
+        assert "scaled to max 0" in body.decode()
+        assert gw.activating == {}  # no wake-up is sent for it
+    finally:
+        asyncio.set_event_loop(None)
+        loop.close()
+
+
+def test_requests_waiting_when_a_deployment_is_stopped_are_answered_503() -> None:
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    try:
+        gw = Gateway(store=None)  # type: ignore[arg-type]
+        d = deployment(1)
+        gw.table = build_table(1, [d], [replica(d, "a", ready=False)], [], None)
+        client_io = MemoryTransport()
+        client = ClientConnection(gw)
+        client.connection_made(client_io)  # type: ignore[arg-type]
+        client.data_received(b"GET /p/echo/a HTTP/1.1\r\nhost: gw\r\n\r\n")
+        loop.run_until_complete(asyncio.sleep(0))
+        assert client_io.take() == b""  # it waits for the replica to be ready
+        stopped = replace(d, desired=DesiredState.STOPPED)
+        gw.table = build_table(2, [stopped], [], [], gw.table)
+        for _ in range(3):
+            loop.run_until_complete(asyncio.sleep(0))
+        answer = client_io.take()
+        assert answer.startswith(b"HTTP/1.1 503 ") and b"is stopped" in answer
+    finally:
+        asyncio.set_event_loop(None)
+        loop.close()

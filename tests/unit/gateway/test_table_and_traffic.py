@@ -1,5 +1,8 @@
 from dataclasses import replace
 from datetime import timedelta
+from typing import Any
+
+import pytest
 
 from berth.controller.lifecycle import step_replica
 from berth.controller.plan import desired_replicas
@@ -8,7 +11,7 @@ from berth.controller.traffic import TrafficView, traffic_view
 from berth.domain.records import ApiKey
 from berth.domain.status import DesiredState
 from berth.domain.status import ReplicaState as S
-from berth.gateway.table import build_table
+from berth.gateway.table import build_table, unavailable_reason
 from berth.probes.tracker import ProbeVerdict
 from berth.runtime.base import ProcessObservation
 from berth.store.routing import GatewayReport
@@ -42,6 +45,21 @@ def test_min_zero_marks_scale_from_zero() -> None:
     d = deployment(0)
     route = build_table(1, [d], [], [], None).routes[("p", "echo")]
     assert route.from_zero and not route.needs_key
+
+
+@pytest.mark.parametrize(("desired", "scales", "reason"), [
+    (DesiredState.RUNNING, [(1, 1)], ""),
+    (DesiredState.RUNNING, [(0, 2)], ""),  # scales from zero: a request wakes it
+    (DesiredState.RUNNING, [(0, 0)], "deployment p/echo is scaled to max 0; no replica can "
+                                     "serve it"),
+    (DesiredState.STOPPED, [(1, 1)], "deployment p/echo is stopped; start it to serve requests"),
+    (DesiredState.STOPPED, [(0, 0)], "deployment p/echo is stopped; start it to serve requests"),
+])
+def test_why_no_replica_can_come(desired: DesiredState, scales: list[tuple[int, int]],
+                                 reason: str) -> None:
+    containers: list[dict[str, Any]] = [
+        {"region": f"r{i}", "scale": {"min": lo, "max": hi}} for i, (lo, hi) in enumerate(scales)]
+    assert unavailable_reason(deployment(1, desired, containers=containers)) == reason
 
 
 def test_traffic_view_merges_live_gateways_and_ignores_dead_ones() -> None:

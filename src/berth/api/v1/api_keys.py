@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Request, Response
+from fastapi import Request, Response
 
 from berth.api import state
-from berth.api.v1.deployments import JsonBody
+from berth.api.body import JsonBody, api_router
 from berth.api.v1.models import ApiKeyCreated, ApiKeyList, ApiKeyOut
 from berth.domain.records import ApiKey
 from berth.services.api_keys import ApiKeyRequest
 
-router = APIRouter(prefix="/v1/projects/{project}/api-keys", tags=["api-keys"])
+router = api_router(prefix="/v1/projects/{project}/api-keys", tags=["api-keys"])
 
 KEY_BODY: dict[str, Any] = {"requestBody": {"required": True, "content": {
     "application/json": {"schema": ApiKeyRequest.model_json_schema()}}}}

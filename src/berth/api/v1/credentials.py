@@ -6,11 +6,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from fastapi import APIRouter, Request, Response
+from fastapi import Request, Response
 from pydantic import Field
 
 from berth.api import state
-from berth.api.v1.deployments import JsonBody
+from berth.api.body import JsonBody, api_router
 from berth.api.v1.models import Out
 from berth.domain.records import RegistryCredential, Secret
 from berth.services.credentials import (
@@ -20,9 +20,9 @@ from berth.services.credentials import (
     shown_data,
 )
 
-registries = APIRouter(prefix="/v1/projects/{project}/registry-credentials",
+registries = api_router(prefix="/v1/projects/{project}/registry-credentials",
                        tags=["credentials"])
-secrets = APIRouter(prefix="/v1/projects/{project}/secrets", tags=["credentials"])
+secrets = api_router(prefix="/v1/projects/{project}/secrets", tags=["credentials"])
 
 
 def _body(model: type[RegistryCredentialRequest | SecretRequest]) -> dict[str, Any]:

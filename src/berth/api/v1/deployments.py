@@ -1,4 +1,6 @@
-"""Native v1: deployments and their replicas, events and logs."""
+"""Native v1: deployments and their replicas, events and logs.
+
+`JsonBody` is re-exported from `berth.api.body` for the modules that import it from here."""
 
 from __future__ import annotations
 
@@ -7,11 +9,12 @@ import json
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, Query, Request, Response
+from fastapi import Header, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
 
 from berth.api import state
+from berth.api.body import JsonBody, api_router
 from berth.api.v1.models import (
     Accepted,
     DeploymentList,
@@ -21,12 +24,11 @@ from berth.api.v1.models import (
     ReplicaList,
 )
 from berth.api.views import deployment_body, deployment_out, event_out, log_out, replica_out
-from berth.domain.errors import SpecInvalid, Violation
 from berth.domain.records import Deployment
 from berth.domain.status import DeploymentStatus
 from berth.services.deployments import Change, parse_if_match
 
-router = APIRouter(prefix="/v1/projects/{project}/deployments", tags=["deployments"])
+router = api_router(prefix="/v1/projects/{project}/deployments", tags=["deployments"])
 
 SPEC_BODY: dict[str, Any] = {"requestBody": {"required": True, "content": {
     "application/json": {"schema": {"$ref": "#/components/schemas/DeploymentSpec"}}}}}
@@ -35,18 +37,7 @@ PATCH_BODY: dict[str, Any] = {"requestBody": {"required": True, "content": {
     "application/json": {"schema": {"type": "object"}}}}}
 
 
-async def json_body(request: Request) -> Any:
-    """The request body as JSON, whatever Content-Type says (curl -d sends form type)."""
-    raw = await request.body()
-    if not raw.strip():
-        raise SpecInvalid([Violation("body", "required", "a JSON request body is required")])
-    try:
-        return json.loads(raw)
-    except ValueError as exc:
-        raise SpecInvalid([Violation("body", "json", f"not valid JSON: {exc}")]) from None
-
-
-JsonBody = Annotated[Any, Depends(json_body)]
+__all__ = ["JsonBody", "router"]
 IfMatch = Annotated[str | None, Header(alias="If-Match")]
 
 
@@ -170,7 +161,9 @@ async def logs(
     svc = state.deployments(request)
     d = await run_in_threadpool(svc.get, project, name)
     runtime = state.runtime(request)
-    lines = runtime.logs(d.id, since=since, limit=limit, replica_id=replica)
+    # Log files are read in a worker thread: up to 100,000 lines must not stall the loop.
+    lines = await run_in_threadpool(runtime.logs, d.id, since=since, limit=limit,
+                                    replica_id=replica)
     if not follow:
         return LogList(items=[log_out(line) for line in lines])
 
@@ -184,7 +177,8 @@ async def logs(
             if await request.is_disconnected():
                 return
             await asyncio.sleep(0.25)
-            batch = runtime.logs(d.id, since=last, limit=limit, replica_id=replica)
+            batch = await run_in_threadpool(runtime.logs, d.id, since=last, limit=limit,
+                                            replica_id=replica)
             if not batch:
                 current = await run_in_threadpool(svc.get, project, name)
                 if current.status == DeploymentStatus.DELETED:

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from fastapi import Request
 
 from berth.api import state
 from berth.api.auth import owned_task, platform_fact
+from berth.api.body import api_router
 from berth.api.v1.models import FlavorList, RegionList, TaskOut
 from berth.api.views import flavor_out, region_out, task_out
 
-router = APIRouter(prefix="/v1")
+router = api_router(prefix="/v1")
 
 
 @router.get("/tasks/{task_id}", response_model=TaskOut, tags=["tasks"])

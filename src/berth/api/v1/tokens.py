@@ -5,14 +5,14 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import Depends, Request, Response
 
 from berth.api import state
 from berth.api.auth import require_admin
-from berth.api.v1.deployments import JsonBody
+from berth.api.body import JsonBody, api_router
 from berth.domain.records import ControlToken
 
-router = APIRouter(prefix="/v1/tokens", tags=["tokens"], dependencies=[Depends(require_admin)])
+router = api_router(prefix="/v1/tokens", tags=["tokens"], dependencies=[Depends(require_admin)])
 
 
 def _out(t: ControlToken) -> dict[str, Any]:

@@ -8,16 +8,25 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import httpx
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import Depends, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
+from pydantic import TypeAdapter
 from sqlalchemy.exc import IntegrityError
 
 from berth.api import state
 from berth.api.auth import Authorization
+from berth.api.body import JsonBody, api_router
+from berth.api.dialects.foundry.models import (
+    CREATE_LIVE,
+    CREATE_MODEL,
+    REPLACE_LIVE,
+    TRANSFORM,
+    LiveDeploymentRuntimeConfiguration,
+)
 from berth.api.dialects.foundry.shapes import (
     BRANCH_KIND,
     DIALECT,
@@ -30,29 +39,30 @@ from berth.api.dialects.foundry.shapes import (
     FoundryError,
     already_exists,
     branch_key,
+    check_sources,
+    config_invalid,
     deployment_name,
     error_body,
     holds_branch,
-    invalid,
     live_not_found,
     model_not_found,
     model_version,
-    parse_sources,
     sources_locked,
     to_foundry,
     to_native,
     translate,
     version_not_found,
 )
+from berth.api.dialects.request_schema import parse, request_body
 from berth.api.relay import route_url
 from berth.api.relay import timeout as relay_timeout
-from berth.api.v1.deployments import JsonBody
 from berth.domain.errors import BerthError, Forbidden, NotFound, SpecInvalid
 from berth.domain.records import Deployment
 from berth.domain.status import DeploymentStatus
 from berth.store.dialect_records import DialectRecord
 from berth.store.engine import Store
 
+T = TypeVar("T")
 PREFIX = "/api/v2/models"
 LIVE = "/liveDeployments"
 DENIED = {"start": "StartLiveDeploymentPermissionDenied",
@@ -86,7 +96,7 @@ def _project(_request: Request) -> str:
 # Bearer token; the token must reach the project `foundry` (every Foundry object lives
 # there), and write for non-GETs.
 _auth = Authorization(project=_project, params=None, denied=_denied)
-router = APIRouter(prefix=PREFIX, tags=["foundry"], dependencies=[Depends(_auth)])
+router = api_router(prefix=PREFIX, tags=["foundry"], dependencies=[Depends(_auth)])
 Preview = [Depends(_preview)]
 
 
@@ -153,44 +163,41 @@ def _claim(request: Request, record: DialectRecord) -> None:
         raise already_exists(model_rid, branch, rid) from None
 
 
-@router.post("")
+def _parse(adapter: TypeAdapter[T], body: Any) -> T:
+    try:
+        return parse(adapter, body)
+    except SpecInvalid as exc:
+        raise config_invalid(exc) from None
+
+
+def _kept(config: LiveDeploymentRuntimeConfiguration) -> dict[str, Any]:
+    """What the live deployment's record keeps of a configuration: what Berth has no field
+    for (the scaling configuration as sent, the sources)."""
+    scaling = config.scaling_configuration
+    return {"scaling": scaling.model_dump(mode="json", by_alias=True) if scaling else None,
+            "sources": check_sources(config.sources)}
+
+
+@router.post("", openapi_extra=request_body(CREATE_MODEL))
 def create_model(request: Request, body: JsonBody) -> dict[str, str]:
-    if not isinstance(body, dict) or not isinstance(body.get("name"), str) or not body[
-            "name"].strip() or not isinstance(body.get("parentFolderRid"), str):
-        raise FoundryError("InvalidArgument", "INVALID_ARGUMENT",
-                           "a model needs a name and a parentFolderRid")
+    asked = _parse(CREATE_MODEL, body)
     rid = MODEL_RID + str(uuid.uuid4())
-    _put(request, rid, MODEL_KIND, {"name": body["name"],
-                                    "parentFolderRid": body["parentFolderRid"]})
+    _put(request, rid, MODEL_KIND, {"name": asked.name,
+                                    "parentFolderRid": asked.parent_folder_rid})
     return {"rid": rid}
 
 
-def _config(body: Any) -> dict[str, Any]:
-    config = body.get("runtimeConfiguration") if isinstance(body, dict) else None
-    if not isinstance(config, dict):
-        raise invalid("runtimeConfiguration is required")
-    return config
-
-
-@router.post(LIVE, dependencies=Preview)
+@router.post(LIVE, dependencies=Preview, openapi_extra=request_body(CREATE_LIVE))
 def create(request: Request, body: JsonBody) -> dict[str, Any]:
-    target = body.get("deploymentType") if isinstance(body, dict) else None
-    if not isinstance(target, dict) or target.get("type") != "direct":
-        raise FoundryError("UnsupportedLiveDeployment", "INVALID_ARGUMENT",
-                           "only direct live deployments (deploymentType.type 'direct') "
-                           "are supported")
-    model = _model(request, target.get("modelRid"))
-    branch = target.get("branch")
-    if not isinstance(branch, str) or not branch:
-        raise invalid("deploymentType.branch is required")
-    config = _config(body)
+    asked = _parse(CREATE_LIVE, body)
+    target, config = asked.deployment_type, asked.runtime_configuration
+    model = _model(request, target.model_rid)
     ident = uuid.uuid4()
     rid, name = LIVE_RID + str(ident), deployment_name(ident.hex)
     data = to_native(config, name, state.facts(request))
     record = DialectRecord(DIALECT, LIVE_KIND, rid, PROJECT, {
-        "name": name, "modelRid": model.key, "branch": branch,
-        "modelVersionRid": VERSION_RID + str(uuid.uuid4()),
-        "scaling": config.get("scalingConfiguration"), "sources": parse_sources(config)},
+        "name": name, "modelRid": model.key, "branch": target.branch,
+        "modelVersionRid": VERSION_RID + str(uuid.uuid4())} | _kept(config),
         state.deployments(request).clock())
     _claim(request, record)
     try:
@@ -217,21 +224,21 @@ def get(rid: str, request: Request) -> dict[str, Any]:
     return to_foundry(d, rid, record.data)
 
 
-@router.put(LIVE + "/{rid}", dependencies=Preview)
+@router.put(LIVE + "/{rid}", dependencies=Preview, openapi_extra=request_body(REPLACE_LIVE))
 def replace(rid: str, request: Request, body: JsonBody) -> dict[str, Any]:
     d, record = _live(request, rid)
-    config = _config(body)
-    data = to_native(config, d.name, state.facts(request))
-    sources = parse_sources(config)
-    if sources != record.data.get("sources", []) and d.status != DeploymentStatus.DISABLED:
+    config = _parse(REPLACE_LIVE, body).runtime_configuration
+    data = to_native(config, d.name, state.facts(request), d.spec)
+    kept = _kept(config)
+    if kept["sources"] != record.data.get("sources", []) and (
+            d.status != DeploymentStatus.DISABLED):
         raise sources_locked(rid)
     try:
         change = state.deployments(request).replace(PROJECT, d.name, data)
     except SpecInvalid as exc:
         raise translate(exc, config, state.facts(request)) from None
-    kept = _put(request, rid, LIVE_KIND, record.data | {
-        "scaling": config.get("scalingConfiguration"), "sources": sources}, record.created_at)
-    return to_foundry(change.deployment, rid, kept.data)
+    stored = _put(request, rid, LIVE_KIND, record.data | kept, record.created_at)
+    return to_foundry(change.deployment, rid, stored.data)
 
 
 @router.post(LIVE + "/{rid}/start", dependencies=Preview, status_code=204)
@@ -248,14 +255,17 @@ def disable(rid: str, request: Request) -> Response:
     return Response(status_code=204)
 
 
-@router.post(LIVE + "/{rid}/transformJson", dependencies=Preview)
+@router.post(LIVE + "/{rid}/transformJson", dependencies=Preview,
+             openapi_extra=request_body(TRANSFORM))
 async def transform_json(rid: str, request: Request, body: JsonBody) -> dict[str, Any]:
     """Inference through the gateway to the replica's predict route."""
     d, _ = await run_in_threadpool(_live, request, rid)
-    if not isinstance(body, dict) or not isinstance(body.get("input"), dict):
+    try:
+        asked = parse(TRANSFORM, body)
+    except SpecInvalid as exc:
         raise FoundryError("InferenceInvalidInput", "INVALID_ARGUMENT",
-                           "the body must be {input: {...}}", liveDeploymentRid=rid,
-                           errorType="InvalidInputType")
+                           f"the body must be {{input: {{...}}}}: {exc.message}",
+                           liveDeploymentRid=rid, errorType="InvalidInputType") from None
     address = state.address(request, PROJECT, d.name)
     if d.status == DeploymentStatus.DISABLED or not address:
         raise FoundryError("InferenceFailure", "INVALID_ARGUMENT", "the deployment is disabled",
@@ -263,7 +273,7 @@ async def transform_json(rid: str, request: Request, body: JsonBody) -> dict[str
     url = route_url(address, d.spec.routes.predict)
     try:
         answer = await state.relay(request).post(
-            url, json=body["input"],
+            url, json=asked.input,
             timeout=relay_timeout(min(d.spec.timeouts.total, 300)))
     except httpx.TimeoutException:
         raise FoundryError("InferenceTimeout", "TIMEOUT", "the deployment took too long",

@@ -12,6 +12,11 @@ import re
 from datetime import datetime, timedelta
 from typing import Any
 
+from berth.api.dialects.foundry.models import (
+    UNSUPPORTED,
+    Duration,
+    LiveDeploymentRuntimeConfiguration,
+)
 from berth.domain.errors import BerthError, SpecInvalid
 from berth.domain.platform import PlatformFacts, gpu_type_matches
 from berth.domain.records import Deployment
@@ -42,8 +47,6 @@ STATE = {
     DeploymentStatus.FAILED: "FAILED", DeploymentStatus.DISABLED: "DISABLED",
     DeploymentStatus.DELETING: "DISABLED", DeploymentStatus.DELETED: "DISABLED",
 }
-CONFIG_FIELDS = {"minReplicas", "maxReplicas", "cpu", "memory", "gpu", "threadCount",
-                 "scalingConfiguration", "sources", "environmentVariables"}
 # Foundry's RID syntax (foundry_sdk core.RID); sources are Connection RIDs.
 RID_RE = re.compile(
     r"^ri\.[a-z][a-z0-9-]*\.([a-z0-9][a-z0-9\-]*)?\.[a-z][a-z0-9-]*\.[a-zA-Z0-9._-]+$")
@@ -127,102 +130,107 @@ def max_gpu_count(facts: PlatformFacts, gpu_type: str | None) -> int:
     return len([g for g in facts.gpus if gpu_type is None or gpu_type_matches(gpu_type, g.model)])
 
 
-def _seconds(duration: Any, where: str) -> int:
-    if not isinstance(duration, dict) or not isinstance(duration.get("value"), int) or (
-            duration.get("unit") not in SECONDS):
-        raise invalid(f"{where} must be {{value: int, unit: {'|'.join(SECONDS)}}}")
-    return round(int(duration["value"]) * SECONDS[str(duration["unit"])])
+def _seconds(duration: Duration) -> int:
+    return round(duration.value * SECONDS[duration.unit])
 
 
-def parse_sources(config: dict[str, Any]) -> list[str]:
+def config_invalid(exc: SpecInvalid) -> BerthError:
+    """A request body's violations in Foundry's terms: the named error of an unsupported
+    deployment type or a bad runtimeConfiguration; else the default invalid argument."""
+    if any(v.rule == UNSUPPORTED for v in exc.violations):
+        return FoundryError("UnsupportedLiveDeployment", "INVALID_ARGUMENT",
+                            "only direct live deployments (deploymentType.type 'direct') "
+                            "are supported")
+    if all(v.field.startswith("runtimeConfiguration") for v in exc.violations):
+        return invalid(exc.message, violations=[
+            {"field": v.field, "rule": v.rule, "message": v.message} for v in exc.violations])
+    return exc
+
+
+def check_sources(sources: list[str]) -> list[str]:
     """`sources`: Foundry Connection RIDs. Berth has no connections to attach, so they are
     only kept and shown back."""
-    sources = config.get("sources")
-    if sources is None:
-        return []
-    if not isinstance(sources, list) or not all(isinstance(s, str) for s in sources):
-        raise invalid("sources must be a list of Connection RIDs")
     bad = [s for s in sources if not RID_RE.match(s)]
     if bad:
         raise invalid(f"sources must be Connection RIDs (ri.<service>.<instance>.<type>."
-                      f"<locator>); not {', '.join(map(repr, bad))}")
+                      f"<locator>); not {', '.join(repr(b[:100]) for b in bad[:5])}")
     if len(set(sources)) != len(sources):
         raise invalid("sources lists a Connection RID twice")
     return list(sources)
 
 
-def to_native(config: Any, name: str, facts: PlatformFacts) -> dict[str, Any]:
-    """A Foundry runtimeConfiguration as native spec data for the deployment `name`."""
-    if not isinstance(config, dict):
-        raise invalid("runtimeConfiguration must be a JSON object")
-    unknown = sorted(set(config) - CONFIG_FIELDS)
-    if unknown:
-        raise invalid(f"unknown runtimeConfiguration fields: {', '.join(unknown)}")
-    envs = config.get("environmentVariables") or {}
-    if not isinstance(envs, dict) or not all(isinstance(v, str) for v in envs.values()):
-        raise invalid("environmentVariables must map names to strings")
-    image = envs.get(IMAGE_ENV)
+def _image(envs: dict[str, str], current: DeploymentSpec | None) -> tuple[str, int]:
+    """The image and port Berth runs: BERTH_IMAGE / BERTH_PORT; without BERTH_IMAGE on a
+    replace (whose model version does not change), those the deployment runs now."""
+    kept = current if current is not None and IMAGE_ENV not in envs else None
+    image = kept.image if kept is not None else envs.get(IMAGE_ENV)
     if not image:
         raise invalid(f"Berth runs the image named by the environment variable {IMAGE_ENV} "
                       f"(e.g. {IMAGE_ENV}=catalog/echo); set it in environmentVariables",
                       environmentVariable=IMAGE_ENV)
-    port_text = envs.get(PORT_ENV, str(DEFAULT_PORT))
-    if not port_text.isdigit():
-        raise invalid(f"{PORT_ENV} must be a port number, got {port_text!r}",
+    port_text = envs.get(PORT_ENV, str(kept.listening_port if kept else DEFAULT_PORT))
+    if not port_text.isdecimal() or len(port_text) > 5:
+        raise invalid(f"{PORT_ENV} must be a port number, got {port_text[:50]!r}",
                       environmentVariable=PORT_ENV)
-    parse_sources(config)
+    return image, int(port_text)
+
+
+def to_native(config: LiveDeploymentRuntimeConfiguration, name: str, facts: PlatformFacts,
+              current: DeploymentSpec | None = None) -> dict[str, Any]:
+    """A Foundry runtimeConfiguration as native spec data for the deployment `name`
+    (`current`: its spec now, when the configuration replaces it)."""
+    envs = config.environment_variables
+    image, port = _image(envs, current)
     resources: dict[str, Any] = {}
-    for key, native in (("cpu", "cpu"), ("memory", "memory"), ("threadCount", "threads")):
-        if config.get(key) is not None:
-            resources[native] = config[key]
-    gpu = config.get("gpu")
+    if config.cpu is not None:
+        resources["cpu"] = config.cpu
+    if config.memory is not None:
+        resources["memory"] = config.memory
+    if config.thread_count is not None:
+        resources["threads"] = config.thread_count
+    gpu = config.gpu
     if gpu is not None:
-        if not isinstance(gpu, dict) or not isinstance(gpu.get("count"), int):
-            raise invalid("gpu must be {count: int, type?: GpuType}")
-        gpu_type = gpu.get("type")
-        if gpu["count"] < 1:
+        if gpu.count < 1:
             raise FoundryError("InvalidGpuCount", "INVALID_ARGUMENT",
-                               "the GPU count must be at least 1",
-                               providedGpuCount=gpu["count"],
-                               maxGpuCount=max_gpu_count(facts, gpu_type))
-        resources["gpus"] = gpu["count"]
-        if gpu_type is not None:
-            resources["gpu_type"] = gpu_type
-    scale: dict[str, Any] = {"min": config.get("minReplicas"), "max": config.get("maxReplicas")}
-    scaling = config.get("scalingConfiguration")
+                               "the GPU count must be at least 1", providedGpuCount=gpu.count,
+                               maxGpuCount=max_gpu_count(facts, gpu.type))
+        resources["gpus"] = gpu.count
+        if gpu.type is not None:
+            resources["gpu_type"] = gpu.type
+    scale: dict[str, Any] = {"min": config.min_replicas, "max": config.max_replicas}
+    scaling = config.scaling_configuration
     if scaling is not None:
-        if not isinstance(scaling, dict) or not isinstance(
-                scaling.get("scaleUpLoadThreshold"), int | float):
-            raise invalid("scalingConfiguration needs scaleUpLoadThreshold, scaleUpDelay "
-                          "and scaleDownDelay")
-        _seconds(scaling.get("scaleUpDelay"), "scalingConfiguration.scaleUpDelay")
-        scale["cooldown_period"] = _seconds(scaling.get("scaleDownDelay"),
-                                            "scalingConfiguration.scaleDownDelay")
-        threads = config.get("threadCount") or DEFAULT_THREADS
+        scale["cooldown_period"] = _seconds(scaling.scale_down_delay)
+        threads = config.thread_count or DEFAULT_THREADS
         scale["triggers"] = {"concurrency": {
-            "target": max(scaling["scaleUpLoadThreshold"] * threads, 0.01)}}
+            "target": max(scaling.scale_up_load_threshold * threads, 0.01)}}
     region = next(iter(facts.regions), "local")
-    return {"name": name, "image": image, "listening_port": int(port_text),
-            "envs": {k: v for k, v in envs.items() if k not in (IMAGE_ENV, PORT_ENV)},
-            "resources": resources, "containers": [{"region": region, "scale": scale}]}
+    out: dict[str, Any] = {
+        "name": name, "image": image, "listening_port": port,
+        "envs": {k: v for k, v in envs.items() if k not in (IMAGE_ENV, PORT_ENV)},
+        "resources": resources, "containers": [{"region": region, "scale": scale}]}
+    if config.thread_count is not None:  # Foundry's thread count is also its request limit
+        out["per_worker"] = config.thread_count
+    return out
 
 
-def translate(exc: SpecInvalid, config: dict[str, Any], facts: PlatformFacts) -> BerthError:
+def translate(exc: SpecInvalid, config: LiveDeploymentRuntimeConfiguration,
+              facts: PlatformFacts) -> BerthError:
     """The native validation error as Foundry's named error, where Foundry has one."""
-    gpu = config.get("gpu") if isinstance(config.get("gpu"), dict) else None
+    gpu = config.gpu
     for v in exc.violations:
         if v.rule == "max_threads":
             return FoundryError("ThreadCountTooHigh", "INVALID_ARGUMENT", v.message,
                                 maxThreadCount=facts.max_threads,
-                                providedThreadCount=config.get("threadCount"))
+                                providedThreadCount=config.thread_count)
         if v.rule == "available_gpu_type" and gpu is not None:
             return FoundryError("GpuTypeNotAvailable", "INVALID_ARGUMENT", v.message,
-                                requestedGpuType=gpu.get("type"),
+                                requestedGpuType=gpu.type,
                                 availableGpuTypes=available_gpu_types(facts))
         if v.rule == "max_gpus" and gpu is not None:
             return FoundryError("InvalidGpuCount", "INVALID_ARGUMENT", v.message,
-                                providedGpuCount=gpu.get("count"),
-                                maxGpuCount=max_gpu_count(facts, gpu.get("type")))
+                                providedGpuCount=gpu.count,
+                                maxGpuCount=max_gpu_count(facts, gpu.type))
     return exc
 
 
@@ -281,11 +289,13 @@ def error_body(exc: BerthError, instance_id: str) -> tuple[int, dict[str, Any]]:
                             "errorInstanceId": instance_id, "parameters": exc.parameters}
     status = 400 if exc.status in (400, 422) else exc.status
     code = {400: "INVALID_ARGUMENT", 401: "UNAUTHORIZED", 403: "PERMISSION_DENIED",
-            404: "NOT_FOUND", 409: "CONFLICT"}.get(status, "INTERNAL")
+            404: "NOT_FOUND", 409: "CONFLICT",
+            413: "REQUEST_ENTITY_TOO_LARGE"}.get(status, "INTERNAL")
     name = {"INVALID_ARGUMENT": "Default:InvalidArgument", "UNAUTHORIZED": "MissingCredentials"
             if "missing" in exc.message else "Default:Unauthorized",
             "PERMISSION_DENIED": "Default:PermissionDenied", "NOT_FOUND": "Default:NotFound",
-            "CONFLICT": "Default:Conflict"}.get(code, "Default:Internal")
+            "CONFLICT": "Default:Conflict", "REQUEST_ENTITY_TOO_LARGE":
+            "Default:RequestEntityTooLarge"}.get(code, "Default:Internal")
     parameters: dict[str, Any] = {"message": exc.message}
     if isinstance(exc, SpecInvalid):
         parameters["violations"] = [{"field": v.field, "rule": v.rule, "message": v.message}

@@ -7,27 +7,40 @@ credential or secret a deployment names is allowed, as Gcore documents no refusa
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import Query, Request, Response
 
 from berth.api import state
-from berth.api.v1.deployments import JsonBody
+from berth.api.body import JsonBody, api_router
+from berth.api.dialects.gcore.models import (
+    GcoreModel,
+    RegistryCredentialCreate,
+    RegistryCredentialReplace,
+    SecretCreate,
+    SecretReplace,
+    check_project,
+    parse,
+    request_body,
+)
 from berth.domain.records import RegistryCredential, Secret
 from berth.services.credentials import shown_data
 
-router = APIRouter()
+M = TypeVar("M", bound=GcoreModel)
+
+router = api_router()
 REGISTRY = "/v3/inference/{project_id}/registry_credentials"
 SECRETS = "/v3/inference/{project_id}/secrets"
 Limit = Annotated[int, Query(ge=1, le=1000)]
 Offset = Annotated[int, Query(ge=0)]
 
 
-def _request(body: Any) -> Any:
-    """The body without `project_id`, which Gcore's params allow and the path already gives."""
-    if isinstance(body, dict):
-        return {k: v for k, v in body.items() if k != "project_id"}
-    return body
+def _request(model: type[M], body: Any, project_id: int) -> dict[str, Any]:
+    """The body as the service's data: `project_id`, which Gcore's params allow, must be
+    the path's and is not passed on."""
+    request = parse(model, body)
+    check_project(request, project_id)
+    return request.model_dump(exclude={"project_id"})
 
 
 def _credential(c: RegistryCredential) -> dict[str, Any]:
@@ -42,14 +55,14 @@ def _secret(s: Secret) -> dict[str, Any]:
 def check_credentials_name(request: Request, project_id: int, data: dict[str, Any]) -> None:
     """A deployment's `credentials_name`, when given, must name credentials of its project."""
     name = data.get("credentials_name")
-    if isinstance(name, str) and name:
+    if name:
         state.credentials(request).require_registry(str(project_id), name)
 
 
-@router.post(REGISTRY)
+@router.post(REGISTRY, openapi_extra=request_body(RegistryCredentialCreate))
 def create_registry(project_id: int, request: Request, body: JsonBody) -> dict[str, Any]:
-    return _credential(state.credentials(request).create_registry(str(project_id),
-                                                                  _request(body)))
+    data = _request(RegistryCredentialCreate, body, project_id)
+    return _credential(state.credentials(request).create_registry(str(project_id), data))
 
 
 @router.get(REGISTRY)
@@ -66,11 +79,13 @@ def get_registry(project_id: int, credential_name: str, request: Request) -> dic
                                                                credential_name))
 
 
-@router.put(REGISTRY + "/{credential_name}")
+@router.put(REGISTRY + "/{credential_name}",
+            openapi_extra=request_body(RegistryCredentialReplace))
 def replace_registry(project_id: int, credential_name: str, request: Request,
                      body: JsonBody) -> dict[str, Any]:
+    data = _request(RegistryCredentialReplace, body, project_id)
     return _credential(state.credentials(request).replace_registry(
-        str(project_id), credential_name, _request(body)))
+        str(project_id), credential_name, data))
 
 
 @router.delete(REGISTRY + "/{credential_name}", status_code=204)
@@ -79,9 +94,10 @@ def delete_registry(project_id: int, credential_name: str, request: Request) -> 
     return Response(status_code=204)
 
 
-@router.post(SECRETS)
+@router.post(SECRETS, openapi_extra=request_body(SecretCreate))
 def create_secret(project_id: int, request: Request, body: JsonBody) -> dict[str, Any]:
-    return _secret(state.credentials(request).create_secret(str(project_id), _request(body)))
+    data = _request(SecretCreate, body, project_id)
+    return _secret(state.credentials(request).create_secret(str(project_id), data))
 
 
 @router.get(SECRETS)
@@ -96,11 +112,12 @@ def get_secret(project_id: int, secret_name: str, request: Request) -> dict[str,
     return _secret(state.credentials(request).get_secret(str(project_id), secret_name))
 
 
-@router.put(SECRETS + "/{secret_name}")
+@router.put(SECRETS + "/{secret_name}", openapi_extra=request_body(SecretReplace))
 def replace_secret(project_id: int, secret_name: str, request: Request,
                    body: JsonBody) -> dict[str, Any]:
+    data = _request(SecretReplace, body, project_id)
     return _secret(state.credentials(request).replace_secret(str(project_id), secret_name,
-                                                             _request(body)))
+                                                             data))
 
 
 @router.delete(SECRETS + "/{secret_name}", status_code=204)

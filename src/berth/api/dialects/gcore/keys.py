@@ -4,17 +4,24 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Request, Response
+from fastapi import Request, Response
 
 from berth.api import state
 from berth.api.auth import platform_fact
+from berth.api.body import JsonBody, api_router
+from berth.api.dialects.gcore.models import (
+    ApiKeyCreate,
+    ApiKeyUpdate,
+    check_project,
+    parse,
+    request_body,
+)
 from berth.api.dialects.gcore.shapes import region_id
-from berth.api.v1.deployments import JsonBody
-from berth.domain.errors import SpecInvalid, Violation
+from berth.controller.placement import GpuRequest, place
 from berth.domain.platform import Flavor, PlatformFacts
 from berth.domain.records import ApiKey
 
-router = APIRouter()
+router = api_router()
 KEYS = "/v3/inference/{project_id}/api_keys"
 
 
@@ -38,9 +45,12 @@ def _key(request: Request, key: ApiKey) -> dict[str, Any]:
     return _shapes(request, key.project, [key])[0]
 
 
-@router.post(KEYS)
+@router.post(KEYS, openapi_extra=request_body(ApiKeyCreate))
 def create_key(project_id: int, request: Request, body: JsonBody) -> dict[str, Any]:
-    key, secret = state.api_keys(request).create(str(project_id), body)
+    req = parse(ApiKeyCreate, body)
+    check_project(req, project_id)
+    data = req.model_dump(exclude={"project_id"}, exclude_none=True)
+    key, secret = state.api_keys(request).create(str(project_id), data)
     return {**_key(request, key), "secret": secret}
 
 
@@ -57,12 +67,12 @@ def get_key(project_id: int, name: str, request: Request) -> dict[str, Any]:
     return _key(request, state.api_keys(request).get(str(project_id), name))
 
 
-@router.patch(KEYS + "/{name}")
+@router.patch(KEYS + "/{name}", openapi_extra=request_body(ApiKeyUpdate))
 def update_key(project_id: int, name: str, request: Request, body: JsonBody) -> dict[str, Any]:
-    if not isinstance(body, dict) or set(body) - {"description"}:
-        raise SpecInvalid([Violation("body", "fields", "only `description` can be changed")])
+    req = parse(ApiKeyUpdate, body)
+    check_project(req, project_id)
     return _key(request, state.api_keys(request).describe(str(project_id), name,
-                                                          body.get("description")))
+                                                          req.description))
 
 
 @router.delete(KEYS + "/{name}", status_code=204)
@@ -72,13 +82,17 @@ def delete_key(project_id: int, name: str, request: Request) -> Response:
 
 
 def capacity_of(flavor: Flavor, facts: PlatformFacts, gpus_in_use: set[int]) -> int:
-    """How many more replicas of this flavor fit now: free whole GPUs for GPU flavors;
-    the CPU count for CPU flavors (the process runtime does not reserve CPU)."""
-    if flavor.gpus:
-        free = [g for g in facts.gpus if g.model == flavor.gpu_model
-                and g.index not in gpus_in_use]
-        return len(free) // flavor.gpus
-    return int(facts.cpus // flavor.cpu)
+    """How many more replicas of this flavor fit now: for GPU flavors, how many times the
+    controller's placement (`controller.placement.place`) could give one its GPUs; the CPU
+    count for CPU flavors (the process runtime does not reserve CPU)."""
+    if not flavor.gpus:
+        return int(facts.cpus // flavor.cpu)
+    request = GpuRequest(flavor.gpus, flavor.gpu_model or None)
+    taken, fits = set(gpus_in_use), 0
+    while isinstance(given := place(request, facts.gpus, taken), list):
+        taken.update(given)
+        fits += 1
+    return fits
 
 
 @router.get("/v3/inference/capacity")

@@ -2,26 +2,40 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import Depends, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
 from berth.api import state
 from berth.api.auth import owned_task, platform_fact, require_token
+from berth.api.body import JsonBody, api_router
 from berth.api.dialects.gcore import credentials, keys, v2
 from berth.api.dialects.gcore.credentials import check_credentials_name
-from berth.api.dialects.gcore.shapes import region_id, task_to_gcore, to_gcore, to_native
-from berth.api.v1.deployments import JsonBody
+from berth.api.dialects.gcore.models import (
+    DeploymentCreate,
+    DeploymentUpdate,
+    check_project,
+    parse,
+    request_body,
+)
+from berth.api.dialects.gcore.shapes import (
+    gcore_fields,
+    region_id,
+    task_to_gcore,
+    to_gcore,
+    to_native,
+)
 from berth.domain.errors import BerthError, NotFound, SpecInvalid
 from berth.domain.records import Deployment
 from berth.domain.status import DeploymentStatus
 from berth.services.deployments import Change
 
 PREFIX = "/cloud/"
-router = APIRouter(prefix="/cloud", tags=["gcore"], dependencies=[Depends(require_token)])
+router = api_router(prefix="/cloud", tags=["gcore"], dependencies=[Depends(require_token)])
 DEPLOYMENTS = "/v3/inference/{project_id}/deployments"
 Limit = Annotated[int, Query(ge=1, le=1000)]
 Offset = Annotated[int, Query(ge=0)]
@@ -50,11 +64,26 @@ def _tasks(change: Change) -> dict[str, list[str]]:
     return {"tasks": [change.task.id]}
 
 
-@router.post(DEPLOYMENTS)
-def create(project_id: int, request: Request, body: JsonBody) -> dict[str, list[str]]:
-    data = to_native(body, state.facts(request))
+def _native(request: Request, project_id: int, body: DeploymentUpdate, *,
+            partial: bool = False) -> dict[str, Any]:
+    check_project(body, project_id)
+    data = to_native(body, state.facts(request), partial=partial)
     check_credentials_name(request, project_id, data)
-    return _tasks(state.deployments(request).create(str(project_id), data))
+    return data
+
+
+def _apply(change: Callable[[], Change]) -> dict[str, list[str]]:
+    """A service change, its native validation errors named as Gcore's fields."""
+    try:
+        return _tasks(change())
+    except SpecInvalid as exc:
+        raise gcore_fields(exc) from None
+
+
+@router.post(DEPLOYMENTS, openapi_extra=request_body(DeploymentCreate))
+def create(project_id: int, request: Request, body: JsonBody) -> dict[str, list[str]]:
+    data = _native(request, project_id, parse(DeploymentCreate, body))
+    return _apply(lambda: state.deployments(request).create(str(project_id), data))
 
 
 @router.get(DEPLOYMENTS)
@@ -76,20 +105,18 @@ def get(project_id: int, name: str, request: Request) -> dict[str, Any]:
     return _shape(request, _live(request, project_id, name))
 
 
-@router.patch(DEPLOYMENTS + "/{name}")
+@router.patch(DEPLOYMENTS + "/{name}", openapi_extra=request_body(DeploymentUpdate))
 def update(project_id: int, name: str, request: Request,
            body: JsonBody) -> dict[str, list[str]]:
-    patch = to_native(body, state.facts(request), partial=True)
-    check_credentials_name(request, project_id, patch)
-    return _tasks(state.deployments(request).patch(str(project_id), name, patch))
+    patch = _native(request, project_id, parse(DeploymentUpdate, body), partial=True)
+    return _apply(lambda: state.deployments(request).patch(str(project_id), name, patch))
 
 
-@router.put(DEPLOYMENTS + "/{name}")
+@router.put(DEPLOYMENTS + "/{name}", openapi_extra=request_body(DeploymentCreate))
 def replace(project_id: int, name: str, request: Request,
             body: JsonBody) -> dict[str, list[str]]:
-    data = to_native(body, state.facts(request))
-    check_credentials_name(request, project_id, data)
-    return _tasks(state.deployments(request).replace(str(project_id), name, data))
+    data = _native(request, project_id, parse(DeploymentCreate, body))
+    return _apply(lambda: state.deployments(request).replace(str(project_id), name, data))
 
 
 @router.delete(DEPLOYMENTS + "/{name}")
@@ -113,7 +140,7 @@ async def logs(project_id: int, name: str, request: Request, limit: Limit = 100,
                    alias="region_id")] = None) -> dict[str, Any]:
     d = await run_in_threadpool(_live, request, project_id, name)
     runtime = state.runtime(request)
-    lines = runtime.logs(d.id, limit=limit + offset)
+    lines = await run_in_threadpool(runtime.logs, d.id, limit=limit + offset)
     region = region_id(d.spec.containers[0].region, state.facts(request))
     page = list(reversed(lines))[offset:offset + limit]  # newest first, as Gcore pages
     return {"count": len(lines), "results": [

@@ -7,9 +7,11 @@ the position (from 1) of a Berth region in this installation's list.
 from __future__ import annotations
 
 import math
+import re
 import shlex
 from typing import Any
 
+from berth.api.dialects.gcore import models
 from berth.domain.errors import SpecInvalid, Violation
 from berth.domain.platform import PlatformFacts
 from berth.domain.records import Deployment, Task
@@ -35,17 +37,26 @@ TASK_TYPES = {TaskKind.CREATE: "create_inference_instance",
               TaskKind.RESTART: "restart_inference_instance",
               TaskKind.DELETE: "delete_inference_instance"}
 ACTION_PRECEDENCE = ("http_get", "tcp_socket", "exec")
-FIELDS = {"name", "image", "listening_port", "flavor_name", "containers", "api_keys",
-          "auth_enabled", "command", "credentials_name", "description", "envs",
-          "ingress_opts", "logging", "probes", "timeout"}
+SAME_NAME = ("name", "image", "listening_port", "api_keys", "auth_enabled", "command",
+             "credentials_name", "envs", "timeout")
+DAY = 86400
+# A native probe with every field named, unset ones None: as a merge patch it replaces the
+# probe whole, so an http probe patched to tcp does not keep its http_get.
+BLANK: dict[str, Any] = dict.fromkeys(
+    ("exec", "http_get", "tcp_socket", "initial_delay_seconds", "period_seconds",
+     "timeout_seconds", "failure_threshold", "success_threshold"))
+NATIVE_TO_GCORE = [(re.compile(p), r) for p, r in (
+    (r"^flavor\b", "flavor_name"), (r"^ingress\b", "ingress_opts"),
+    (r"^logging\.retention_period\b", "logging.retention_policy.period"),
+    (r"^(containers\[\d+\])\.region\b", r"\1.region_id"),
+    (r"^probes\.(startup|readiness|liveness)\b", r"probes.\1_probe.probe"))]
 
 
-def region_name(region_id: Any, facts: PlatformFacts, where: str) -> str:
+def region_name(region_id: int, facts: PlatformFacts, where: str) -> str:
     """The region a Gcore region_id names: each region's number (`berth serve --region-id`)."""
-    if isinstance(region_id, int) and not isinstance(region_id, bool):
-        for region in facts.regions.values():
-            if region.number == region_id:
-                return region.name
+    for region in facts.regions.values():
+        if region.number == region_id:
+            return region.name
     known = ", ".join(f"{r.number} ({r.name})" for r in facts.regions.values())
     raise SpecInvalid([Violation(where, "known_region", f"unknown region_id {region_id!r}; "
                                  f"this installation has {known}")])
@@ -56,88 +67,103 @@ def region_id(name: str, facts: PlatformFacts) -> int:
     return region.number if region is not None else 0
 
 
-def to_native(body: Any, facts: PlatformFacts, *, partial: bool = False) -> dict[str, Any]:
-    """A Gcore create/replace (or, with partial, update) body as native spec data."""
-    if not isinstance(body, dict):
-        raise SpecInvalid([Violation("body", "type", "the request body must be a JSON object")])
-    unknown = sorted(set(body) - FIELDS - {"project_id"})
-    if unknown:
-        raise SpecInvalid([Violation(k, "extra_forbidden", "unknown field") for k in unknown])
-    out: dict[str, Any] = {}
-    for key in ("name", "image", "listening_port", "api_keys", "auth_enabled", "command",
-                "credentials_name", "envs", "timeout"):
-        if key in body:
-            out[key] = body[key]
-    if "description" in body:
-        out["description"] = body["description"] or ""
-    if "flavor_name" in body:
-        out["flavor"] = body["flavor_name"]
-    if "containers" in body:
-        out["containers"] = _containers(body["containers"], facts)
-    if body.get("ingress_opts") is not None:
-        out["ingress"] = body["ingress_opts"]
-    if body.get("logging") is not None:
-        out["logging"] = _logging(body["logging"], facts)
-    if "probes" in body:
-        out["probes"] = _probes(body["probes"])
+def to_native(body: models.DeploymentUpdate, facts: PlatformFacts, *,
+              partial: bool = False) -> dict[str, Any]:
+    """A Gcore create/replace (or, with partial, update) body as native spec data; with
+    partial, a field given as null removes the native field (a JSON merge patch)."""
+    given = {k: getattr(body, k) for k in body.model_fields_set if k != "project_id"}
+    if not partial:
+        given = {k: v for k, v in given.items() if v is not None}
+    out: dict[str, Any] = {k: v for k, v in given.items() if k in SAME_NAME}
+    if "description" in given:
+        out["description"] = given["description"] or ""
+    if given.get("flavor_name") is not None:
+        out["flavor"] = given["flavor_name"]
+    if body.containers is not None:
+        out["containers"] = [_container(i, c, facts) for i, c in enumerate(body.containers)]
+    if body.ingress_opts is not None:
+        out["ingress"] = body.ingress_opts.model_dump()
+    if body.logging is not None:
+        out["logging"] = _logging(body.logging)
+    if "probes" in given:
+        out["probes"] = _probes(body.probes, partial=partial)
     if not partial:
         out.setdefault("description", "")
     return out
 
 
-def _containers(value: Any, facts: PlatformFacts) -> Any:
-    if not isinstance(value, list):
-        return value  # the native validation names the problem
-    out = []
-    for i, c in enumerate(value):
-        if not isinstance(c, dict):
-            out.append(c)
-            continue
-        scale = dict(c.get("scale") or {})
-        triggers = dict(scale.get("triggers") or {})
-        if triggers.get("sqs") is not None:
-            raise SpecInvalid([Violation(f"containers[{i}].scale.triggers.sqs", "unsupported",
-                                         "SQS triggers need AWS; Berth scales on its own "
-                                         "queue and gateway metrics")])
-        triggers.pop("sqs", None)
-        scale["triggers"] = {k: v for k, v in triggers.items() if v is not None}
-        for key in ("cooldown_period", "polling_interval"):
-            if scale.get(key) is None:
-                scale.pop(key, None)
-        out.append({"region": region_name(c.get("region_id"), facts,
-                                          f"containers[{i}].region_id"), "scale": scale})
-    return out
+def _container(i: int, c: models.Container, facts: PlatformFacts) -> dict[str, Any]:
+    scale: dict[str, Any] = {"min": c.scale.min, "max": c.scale.max}
+    for key in ("cooldown_period", "polling_interval"):
+        if getattr(c.scale, key) is not None:
+            scale[key] = getattr(c.scale, key)
+    triggers = c.scale.triggers
+    if triggers is not None and triggers.sqs is not None:
+        raise SpecInvalid([Violation(f"containers[{i}].scale.triggers.sqs", "unsupported",
+                                     "SQS triggers need AWS; Berth scales on its own "
+                                     "queue and gateway metrics")])
+    scale["triggers"] = triggers.model_dump(exclude_none=True) if triggers else {}
+    return {"region": region_name(c.region_id, facts, f"containers[{i}].region_id"),
+            "scale": scale}
 
 
-def _logging(value: Any, facts: PlatformFacts) -> Any:
-    if not isinstance(value, dict):
-        return value
-    out: dict[str, Any] = {"enabled": value.get("enabled", True)}
-    policy = value.get("retention_policy") or {}
-    if isinstance(policy, dict) and policy.get("period") is not None:
-        out["retention_period"] = policy["period"]
-    if value.get("topic_name") is not None:
-        out["topic"] = value["topic_name"]
-    if value.get("destination_region_id") is not None:
-        out["destination_region"] = region_name(value["destination_region_id"], facts,
-                                                "logging.destination_region_id")
-    return out
+def _logging(value: models.Logging) -> dict[str, Any]:
+    """Native logging; Gcore's retention period is in days. A topic or destination region
+    names Gcore's hosted log service, which Berth is not: refused."""
+    for field in ("topic_name", "destination_region_id"):
+        if getattr(value, field) is not None:
+            raise SpecInvalid([Violation(
+                f"logging.{field}", "hosted_log_service",
+                "names a topic or region of Gcore's hosted log service; Berth keeps each "
+                "replica's log lines itself (GET .../logs, native /logs): leave it null")])
+    period = value.retention_policy.period if value.retention_policy else None
+    return {"enabled": value.enabled,
+            "retention_period": period * DAY if period is not None else None}
 
 
-def _probes(value: Any) -> Any:
-    if value is None or not isinstance(value, dict):
-        return value
+def _probes(value: models.Probes | None, *, partial: bool) -> dict[str, Any] | None:
+    """Native probes. A disabled probe is none; with partial, each probe given replaces
+    the deployment's whole (one given disabled removes it), the others are kept."""
+    if value is None:
+        return None
     out: dict[str, Any] = {}
     for gname, native in PROBES.items():
-        config = value.get(gname)
-        if isinstance(config, dict) and config.get("enabled", True) and config.get("probe"):
-            probe = dict(config["probe"])
-            given = [a for a in ACTION_PRECEDENCE if probe.get(a) is not None]
-            for action in ACTION_PRECEDENCE:  # Gcore's examples give all three: keep one
-                if action not in given[:1]:
-                    probe.pop(action, None)
-            out[native] = probe
-    return out or None
+        config: models.ProbeConfig | None = getattr(value, gname)
+        if config is None:
+            continue
+        probe = _probe(config.probe) if config.enabled and config.probe else None
+        if probe is not None:
+            out[native] = (BLANK | probe) if partial else probe
+        elif partial:
+            out[native] = None
+    return out if out or partial else None
+
+
+def _probe(p: models.Probe) -> dict[str, Any]:
+    """One native probe: Gcore's examples give all three actions; the first of
+    ACTION_PRECEDENCE given is kept."""
+    out = p.model_dump(by_alias=True, exclude_none=True,
+                       exclude={"exec", "http_get", "tcp_socket"})
+    for action in ACTION_PRECEDENCE:
+        chosen = getattr(p, action)
+        if chosen is not None:
+            out[action] = chosen.model_dump(by_alias=True, exclude_none=True)
+            break
+    return out
+
+
+def gcore_fields(exc: SpecInvalid) -> SpecInvalid:
+    """Native validation errors renamed to the Gcore fields they came from."""
+    return SpecInvalid([Violation(_gcore_field(v.field), v.rule, v.message)
+                        for v in exc.violations])
+
+
+def _gcore_field(field: str) -> str:
+    for pattern, replacement in NATIVE_TO_GCORE:
+        renamed, count = pattern.subn(replacement, field, count=1)
+        if count:
+            return renamed
+    return field
 
 
 def _probe_out(p: Probe | None, port: int) -> dict[str, Any]:
@@ -193,10 +219,9 @@ def to_gcore(d: Deployment, facts: PlatformFacts, address: str | None) -> dict[s
         "api_keys": spec.api_keys or [], "containers": containers,
         "created_at": d.created_at.isoformat().replace("+00:00", "Z"),
         "ingress_opts": {"disable_response_buffering": spec.ingress.disable_response_buffering},
-        "logging": {"enabled": logging.enabled, "topic_name": logging.topic,
-                    "destination_region_id": region_id(logging.destination_region, facts)
-                    if logging.destination_region else None,
-                    "retention_policy": {"period": logging.retention_period}
+        "logging": {"enabled": logging.enabled, "topic_name": None,
+                    "destination_region_id": None,
+                    "retention_policy": {"period": math.ceil(logging.retention_period / DAY)}
                     if logging.retention_period else None},
         "object_references": [],
         "probes": {g: _probe_out(getattr(spec.probes, n) if spec.probes else None,

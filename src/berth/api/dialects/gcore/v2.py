@@ -9,17 +9,18 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import Request
 
 from berth.api import state
 from berth.api.auth import owned_by
-from berth.api.dialects.gcore.shapes import to_gcore, to_native
-from berth.api.v1.deployments import JsonBody
+from berth.api.body import JsonBody, api_router
+from berth.api.dialects.gcore.models import DeploymentUpdate, InstanceUpdate, parse, request_body
+from berth.api.dialects.gcore.shapes import gcore_fields, to_gcore, to_native
 from berth.domain.errors import NotFound, SpecInvalid, Violation
 from berth.domain.records import Deployment
 from berth.domain.status import DeploymentStatus
 
-router = APIRouter()
+router = api_router()
 INSTANCE = "/v2/inference/deployments/{instance_id}"
 FLAVORS = uuid.UUID("6f3c8a6e-0a51-4d8e-9a64-2f1c6c1e0b7a")  # namespace of flavor ids
 
@@ -53,31 +54,31 @@ def _owner(request: Request) -> str | None:
 instance = owned_by(_owner, _missing)
 
 
-def to_v3(body: Any, d: Deployment, request: Request) -> dict[str, Any]:
-    if not isinstance(body, dict):
-        raise SpecInvalid([Violation("body", "type", "the request body must be a JSON object")])
+def to_v3(body: InstanceUpdate, d: Deployment, request: Request) -> DeploymentUpdate:
+    """A v2 instance body as the v3 one: ids to names."""
     facts = state.facts(request)
-    out = {k: v for k, v in body.items()
-           if k not in ("flavor_id", "api_key_ids", "image_registry_id", "project_id")}
-    if "flavor_id" in body:
+    given = body.model_fields_set
+    data = body.model_dump(include=given - {"flavor_id", "api_key_ids", "image_registry_id",
+                                            "project_id", "name"})
+    if "flavor_id" in given:
         names = {flavor_id(f.name): f.name for f in facts.flavors}
-        if body["flavor_id"] not in names:
+        if body.flavor_id not in names:
             raise SpecInvalid([Violation("flavor_id", "known_flavor",
-                                         f"unknown flavor_id {body['flavor_id']!r}; ids of "
+                                         f"unknown flavor_id {body.flavor_id!r}; ids of "
                                          "this machine's flavors: " + ", ".join(names))])
-        out["flavor_name"] = names[body["flavor_id"]]
-    if body.get("api_key_ids") is not None:
+        data["flavor_name"] = names[body.flavor_id]
+    if body.api_key_ids is not None:
         keys = {k.id: k.name for k in state.api_keys(request).list(d.project)}
-        missing = [i for i in body["api_key_ids"] if i not in keys]
+        missing = [i for i in body.api_key_ids if i not in keys]
         if missing:
             raise SpecInvalid([Violation("api_key_ids", "known_key",
                                          f"unknown API key ids in project {d.project}: "
-                                         + ", ".join(map(str, missing)))])
-        out["api_keys"] = [keys[i] for i in body["api_key_ids"]]
-        out.pop("auth_enabled", None)  # in v2, key ids imply authentication
-    if body.get("image_registry_id") is not None:
-        out["credentials_name"] = str(body["image_registry_id"])
-    return out
+                                         + ", ".join(missing))])
+        data["api_keys"] = [keys[i] for i in body.api_key_ids]
+        data.pop("auth_enabled", None)  # in v2, key ids imply authentication
+    if body.image_registry_id is not None:
+        data["credentials_name"] = body.image_registry_id
+    return DeploymentUpdate.model_validate(data)
 
 
 def to_v2(request: Request, d: Deployment) -> dict[str, Any]:
@@ -102,13 +103,22 @@ def get_instance(instance_id: str, request: Request) -> dict[str, Any]:
     return to_v2(request, _instance(request, instance_id))
 
 
-@router.put(INSTANCE)
+@router.put(INSTANCE, openapi_extra=request_body(InstanceUpdate))
 @instance
 def put_instance(instance_id: str, request: Request, body: JsonBody) -> dict[str, Any]:
     d = _instance(request, instance_id)
-    data = to_native(to_v3(body, d, request), state.facts(request))
-    svc = state.deployments(request)
-    change = svc.replace(d.project, d.name, data)
+    req = parse(InstanceUpdate, body)
+    if req.project_id is not None and str(req.project_id) != d.project:
+        raise SpecInvalid([Violation("project_id", "matches_instance",
+                                     f"is {req.project_id} but instance {instance_id!r} is "
+                                     f"in project {d.project}")])
+    data = to_native(to_v3(req, d, request), state.facts(request))
+    if req.name is not None:
+        data["name"] = req.name
+    try:
+        change = state.deployments(request).replace(d.project, d.name, data)
+    except SpecInvalid as exc:
+        raise gcore_fields(exc) from None
     return to_v2(request, change.deployment)
 
 

@@ -58,9 +58,9 @@ def deployment_of(request: Request, rec: DialectRecord) -> Deployment | None:
         return None
 
 
-def launch_name(model: Any) -> str:
+def launch_name(model: str) -> str:
     """The Scale model name in `launch/<name>` (a bare `<name>` is taken as launch's)."""
-    if not isinstance(model, str) or not model:
+    if not model:
         raise SpecInvalid([Violation("model", "required", "'launch/<name>' is required")])
     vendor, slash, name = model.partition("/")
     if not slash:
@@ -71,7 +71,7 @@ def launch_name(model: Any) -> str:
     return name
 
 
-def target(request: Request, model: Any) -> tuple[Deployment, str, str]:
+def target(request: Request, model: str) -> tuple[Deployment, str, str]:
     """The deployment a launch model name reaches, its gateway address, and the name."""
     in_project = project(request)
     name = launch_name(model)

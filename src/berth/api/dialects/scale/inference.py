@@ -8,22 +8,40 @@ Streams are relayed as they come, event by event, never buffered whole.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
 from typing import Any
 
 import anyio
 import httpx
-from fastapi import APIRouter, Request
+from fastapi import Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, StreamingResponse
 
 from berth.api import state
+from berth.api.body import JsonBody, api_router
+from berth.api.dialects.request_schema import parse, request_body
 from berth.api.dialects.scale import sse
 from berth.api.dialects.scale.access import Upstream, target
+from berth.api.dialects.scale.models import (
+    CHAT,
+    COMPLETION,
+    INFERENCE,
+    InferenceConfiguration,
+    OpenAIRequest,
+)
 from berth.api.relay import route_url, timeout
-from berth.api.v1.deployments import JsonBody
 from berth.domain.errors import SpecInvalid, Violation
 
-router = APIRouter()
+router = api_router()
+
+
+@dataclass(frozen=True)
+class Call:
+    seconds: float  # the read timeout
+    retries: int = 0  # more tries when the model does not answer or answers 5xx
+    headers: dict[str, str] = field(default_factory=dict)
+
+
 OPENAI_ROUTES = {"chat": "/v1/chat/completions", "completion": "/v1/completions"}
 DEFAULT_TIMEOUT = 300.0
 STREAM_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
@@ -37,34 +55,51 @@ def _failed(status: int, text: str) -> Upstream:
     return err
 
 
-async def _call(client: httpx.AsyncClient, url: str, body: Any, seconds: float) -> Any:
-    """One JSON answer from the model."""
-    try:
-        answer = await client.post(url, json=body, timeout=timeout(seconds, connect=30.0))
-    except httpx.HTTPError as exc:
-        raise Upstream(f"the model did not answer: {exc!r}") from None
-    if answer.status_code >= 400:
-        raise _failed(answer.status_code, answer.text)
-    try:
-        return answer.json()
-    except ValueError:
-        return answer.text
+async def _call(client: httpx.AsyncClient, url: str, body: Any, call: Call) -> Any:
+    """One JSON answer from the model; a failure to answer or a 5xx is tried again up to
+    `call.retries` more times."""
+    for attempt in range(call.retries + 1):
+        last = attempt == call.retries
+        try:
+            answer = await client.post(url, json=body, headers=call.headers,
+                                       timeout=timeout(call.seconds, connect=30.0))
+        except httpx.HTTPError as exc:
+            if last:
+                raise Upstream(f"the model did not answer: {exc!r}") from None
+            continue
+        if answer.status_code >= 500 and not last:
+            continue
+        if answer.status_code >= 400:
+            raise _failed(answer.status_code, answer.text)
+        try:
+            return answer.json()
+        except ValueError:
+            return answer.text
+    raise AssertionError("unreachable")
 
 
-async def _relay(client: httpx.AsyncClient, url: str, body: Any, seconds: float,
+async def _relay(client: httpx.AsyncClient, url: str, body: Any, call: Call,
                  reshape: sse.Reshape) -> StreamingResponse:
     """The model's event stream, each event reshaped for the client as it arrives. Errors
-    before the first byte are Scale errors; later ones end the stream with an error event."""
-    try:
-        upstream = await client.send(client.build_request(
-            "POST", url, json=body, headers={"accept": "text/event-stream"},
-            timeout=timeout(seconds, connect=30.0)), stream=True)
-    except httpx.HTTPError as exc:
-        raise Upstream(f"the model did not answer: {exc!r}") from None
-    if upstream.status_code >= 400:
-        text = (await upstream.aread()).decode("utf-8", errors="replace")
-        await upstream.aclose()
-        raise _failed(upstream.status_code, text)
+    before the first byte are Scale errors (tried again as `_call` does); later ones end the
+    stream with an error event."""
+    for attempt in range(call.retries + 1):
+        last = attempt == call.retries
+        try:
+            upstream = await client.send(client.build_request(
+                "POST", url, json=body, headers={"accept": "text/event-stream", **call.headers},
+                timeout=timeout(call.seconds, connect=30.0)), stream=True)
+        except httpx.HTTPError as exc:
+            if last:
+                raise Upstream(f"the model did not answer: {exc!r}") from None
+            continue
+        if upstream.status_code >= 400:
+            text = (await upstream.aread()).decode("utf-8", errors="replace")
+            await upstream.aclose()
+            if upstream.status_code >= 500 and not last:
+                continue
+            raise _failed(upstream.status_code, text)
+        break
     streamed = "text/event-stream" in upstream.headers.get("content-type", "")
 
     async def events() -> AsyncIterator[bytes]:
@@ -91,60 +126,56 @@ async def _relay(client: httpx.AsyncClient, url: str, body: Any, seconds: float,
     return StreamingResponse(events(), media_type="text/event-stream", headers=STREAM_HEADERS)
 
 
-def _body(body: Any) -> dict[str, Any]:
-    if not isinstance(body, dict):
-        raise SpecInvalid([Violation("body", "type", "the request body must be a JSON object")])
-    return body
+def _call_of(request: Request, seconds: float, retries: int = 0) -> Call:
+    """How to call the model: a deployment API key the caller sent as `Authorization`
+    (beside its control token in `x-api-key`) goes on to the gateway, which asks for one
+    when the model is private (`public_inference: false`)."""
+    key = request.headers.get("authorization") if request.headers.get("x-api-key") else None
+    return Call(seconds, retries, {"authorization": key} if key else {})
 
 
-@router.post("/inference", response_model=None)
+@router.post("/inference", response_model=None, openapi_extra=request_body(INFERENCE))
 async def inference(request: Request, body: JsonBody) -> dict[str, Any] | StreamingResponse:
     """`args` to the model's predict route; with `stream: true` (top level, or in `args`)
     to its streaming_predict_route, relayed as `generic_inference.chunk` events."""
-    body = _body(body)
-    args = body.get("args") if body.get("args") is not None else {}
-    if not isinstance(args, dict):
-        raise SpecInvalid([Violation("args", "type", "args must be a JSON object")])
-    config = body.get("inference_configuration") or {}
-    asked = config.get("timeout_seconds") if isinstance(config, dict) else None
-    if asked is not None and (not isinstance(asked, int | float) or asked <= 0):
-        raise SpecInvalid([Violation("inference_configuration.timeout_seconds", "gt",
-                                     "timeout_seconds must be a positive number")])
-    seconds = float(asked or DEFAULT_TIMEOUT)
-    d, address, _ = await run_in_threadpool(target, request, body.get("model"))
-    if body.get("stream") is True or args.get("stream") is True:
+    asked = parse(INFERENCE, body)
+    args = asked.args if asked.args is not None else {}
+    config = asked.inference_configuration or InferenceConfiguration()
+    call = _call_of(request, config.timeout_seconds or DEFAULT_TIMEOUT, config.num_retries or 0)
+    d, address, _ = await run_in_threadpool(target, request, asked.model)
+    if asked.stream or args.get("stream") is True:
         route = d.spec.routes.streaming_predict
         if route is None:
             raise SpecInvalid([Violation("stream", "not_streaming", (
-                f"model {body['model']!r} has no streaming_predict_route: set "
+                f"model {asked.model!r} has no streaming_predict_route: set "
                 "vendor_configuration.model_image.streaming_predict_route"))])
-        return await _relay(state.relay(request), route_url(address, route), args, seconds,
+        return await _relay(state.relay(request), route_url(address, route), args, call,
                             sse.inference_chunk)
     response = await _call(state.relay(request), route_url(address, d.spec.routes.predict),
-                           args, seconds)
+                           args, call)
     return {"response": response, "object": "generic_inference"}
 
 
-async def _openai(request: Request, body: Any, kind: str) -> JSONResponse | StreamingResponse:
-    body = _body(body)
-    d, address, name = await run_in_threadpool(target, request, body.get("model"))
-    forward = body | {"model": name}  # the model is served under its Scale name
+async def _openai(request: Request, asked: OpenAIRequest,
+                  kind: str) -> JSONResponse | StreamingResponse:
+    d, address, name = await run_in_threadpool(target, request, asked.model)
+    forward = asked.model_dump(mode="json", exclude_unset=True) | {"model": name}
     url = route_url(address, OPENAI_ROUTES[kind])
-    seconds = max(d.spec.timeouts.first_byte, d.spec.timeouts.idle)
+    call = _call_of(request, max(d.spec.timeouts.first_byte, d.spec.timeouts.idle))
     client = state.relay(request)
-    if body.get("stream") is True:
-        return await _relay(client, url, forward, seconds, sse.passthrough)
-    return JSONResponse(await _call(client, url, forward, seconds))
+    if asked.stream:
+        return await _relay(client, url, forward, call, sse.passthrough)
+    return JSONResponse(await _call(client, url, forward, call))
 
 
-@router.post("/chat/completions", response_model=None)
+@router.post("/chat/completions", response_model=None, openapi_extra=request_body(CHAT))
 async def chat_completions(request: Request,
                            body: JsonBody) -> JSONResponse | StreamingResponse:
     """OpenAI chat completions from a launch model that serves them."""
-    return await _openai(request, body, "chat")
+    return await _openai(request, parse(CHAT, body), "chat")
 
 
-@router.post("/completions", response_model=None)
+@router.post("/completions", response_model=None, openapi_extra=request_body(COMPLETION))
 async def completions(request: Request, body: JsonBody) -> JSONResponse | StreamingResponse:
     """OpenAI (legacy) text completions from a launch model that serves them."""
-    return await _openai(request, body, "completion")
+    return await _openai(request, parse(COMPLETION, body), "completion")

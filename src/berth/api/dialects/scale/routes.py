@@ -7,34 +7,36 @@ import contextlib
 import uuid
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import Depends, Query, Request
 from fastapi.responses import JSONResponse
 
 from berth.api import state
+from berth.api.body import JsonBody, api_router
+from berth.api.dialects.request_schema import parse, request_body
 from berth.api.dialects.scale import access, inference
+from berth.api.dialects.scale.models import CREATE, PATCH, LaunchVendorConfiguration
 from berth.api.dialects.scale.shapes import (
     DIALECT,
     KIND,
     VC,
     in_scale_terms,
     merge_config,
-    normalise_config,
     page,
     parse_create,
+    record_data,
+    stored_config,
     to_native,
     to_scale,
 )
-from berth.api.v1.deployments import JsonBody
 from berth.domain.errors import BerthError, Conflict, NotFound, SpecInvalid, Violation
 from berth.store.dialect_records import DialectRecord
 
 USER = "berth"  # Berth's control tokens are not users; every model shows this creator
 QUERY_FIELDS = ("starting_after", "ending_before", "limit", "sort_by", "sort_order")
-PATCH_FIELDS = {"model_metadata", VC, "name", "on_conflict"}
 
 
 PREFIX = "/v5/"
-router = APIRouter(prefix="/v5", tags=["scale"],
+router = api_router(prefix="/v5", tags=["scale"],
                    dependencies=[Depends(access.require_api_key)])
 
 
@@ -74,7 +76,7 @@ def _put(request: Request, *records: DialectRecord) -> None:
 
 
 def _deploy(request: Request, rec_data: dict[str, Any], project: str,
-            vc: dict[str, Any]) -> None:
+            vc: LaunchVendorConfiguration) -> None:
     """Create or replace the model's deployment so that it runs this configuration."""
     name = rec_data["deployment"]
     native = to_native(name, rec_data["name"], vc, _region(request))
@@ -88,30 +90,32 @@ def _deploy(request: Request, rec_data: dict[str, Any], project: str,
         raise in_scale_terms(exc) from None
 
 
-@router.post("/models")
+@router.post("/models", openapi_extra=request_body(CREATE))
 def create(request: Request, body: JsonBody) -> dict[str, Any]:
     project = access.project(request)
-    data = parse_create(body)
-    same = access.find_models(request, project, name=data["name"])
+    created = parse_create(body)
+    data = record_data(created)
+    vc = created.vendor_configuration
+    same = access.find_models(request, project, name=created.name)
     if same:
-        if body.get("on_conflict", "error") != "update":
-            raise Conflict(f"a model named {data['name']!r} already exists "
-                           "(send on_conflict='update' to update it)", name=data["name"])
+        if created.on_conflict != "update":
+            raise Conflict(f"a model named {created.name!r} already exists "
+                           "(send on_conflict='update' to update it)", name=created.name)
         rec = same[0]
-        if rec.data["model_vendor"] != data["model_vendor"]:
+        if rec.data["model_vendor"] != created.model_vendor:
             raise SpecInvalid([Violation("model_vendor", "immutable", "the existing model is "
                                          f"served by {rec.data['model_vendor']}")])
         new = {**rec.data, **{k: data[k] for k in ("model_type", "model_metadata", VC)}}
-        if data[VC] is not None:
-            _deploy(request, new, project, data[VC])
+        if vc is not None:
+            _deploy(request, new, project, vc)
         updated = DialectRecord(DIALECT, KIND, rec.key, project, new, rec.created_at)
         _put(request, updated)
         return _shape(request, updated)
     model_id = str(uuid.uuid4())
     data.update(created_by_user_id=USER, deployment=None)
-    if data[VC] is not None:
+    if vc is not None:
         data["deployment"] = "sgp-" + model_id.replace("-", "")[:12]
-        _deploy(request, data, project, data[VC])
+        _deploy(request, data, project, vc)
     rec = DialectRecord(DIALECT, KIND, model_id, project, data, state.deployments(request).clock())
     _put(request, rec)
     return _shape(request, rec)
@@ -140,41 +144,31 @@ def get(model_id: str, request: Request) -> dict[str, Any]:
     return _shape(request, _model(request, access.project(request), model_id))
 
 
-@router.patch("/models/{model_id}")
+@router.patch("/models/{model_id}", openapi_extra=request_body(PATCH))
 def update(model_id: str, request: Request, body: JsonBody) -> dict[str, Any]:
     project = access.project(request)
     rec = _model(request, project, model_id)
-    if not isinstance(body, dict):
-        raise SpecInvalid([Violation("body", "type", "the request body must be a JSON object")])
-    extra = sorted(set(body) - PATCH_FIELDS)
-    if extra:
-        raise SpecInvalid([Violation(k, "extra_forbidden", "unknown field") for k in extra])
+    patch = parse(PATCH, body)
     data = dict(rec.data)
     changed: list[DialectRecord] = []
-    if "name" in body:
-        changed += _rename(request, rec, data, body["name"], body.get("on_conflict", "error"))
-    if body.get("model_metadata") is not None:
-        if not isinstance(body["model_metadata"], dict):
-            raise SpecInvalid([Violation("model_metadata", "type", "must be an object")])
-        data["model_metadata"] = body["model_metadata"]
-    if body.get(VC) is not None:
+    if patch.name is not None:
+        changed += _rename(request, rec, data, patch.name, patch.on_conflict)
+    if patch.model_metadata is not None:
+        data["model_metadata"] = patch.model_metadata
+    if patch.vendor_configuration is not None:
         if data[VC] is None:
             raise SpecInvalid([Violation(VC, "not_applicable", f"{data['model_vendor']} "
                                          "models have no vendor_configuration")])
-        vc = normalise_config(merge_config(data[VC], body[VC]))
+        vc = merge_config(data[VC], patch.vendor_configuration)
         _deploy(request, data, project, vc)
-        data[VC] = vc
+        data[VC] = stored_config(vc)
     updated = DialectRecord(DIALECT, KIND, rec.key, project, data, rec.created_at)
     _put(request, updated, *changed)
     return _shape(request, updated)
 
 
-def _rename(request: Request, rec: DialectRecord, data: dict[str, Any], new: Any,
-            on_conflict: Any) -> list[DialectRecord]:
-    if not isinstance(new, str) or not new.strip() or len(new) > 255:
-        raise SpecInvalid([Violation("name", "required", "a name of 1-255 characters")])
-    if on_conflict not in ("error", "swap"):
-        raise SpecInvalid([Violation("on_conflict", "enum", "must be 'error' or 'swap'")])
+def _rename(request: Request, rec: DialectRecord, data: dict[str, Any], new: str,
+            on_conflict: str) -> list[DialectRecord]:
     others = [r for r in access.find_models(request, rec.project, name=new) if r.key != rec.key]
     data["name"] = new
     if not others:

@@ -9,26 +9,27 @@ model also owns one Berth deployment, named from its id so Scale renames never t
 from __future__ import annotations
 
 import json
-import re
 from datetime import datetime, timedelta
 from typing import Any
 
+from berth.api.dialects.request_schema import parse
+from berth.api.dialects.scale.models import (
+    CPU_RE,
+    CREATE,
+    VENDOR_CONFIGURATION,
+    HostedCreate,
+    LaunchCreate,
+    LaunchVendorConfiguration,
+    LlmEngineCreate,
+    ModelInfra,
+    PartialLaunchVendorConfiguration,
+)
 from berth.domain.errors import SpecInvalid, Violation
 from berth.domain.records import Deployment
 from berth.domain.status import DeploymentStatus
 
 DIALECT, KIND = "scale", "model"
 VC, IMG, INFRA = "vendor_configuration", "model_image", "model_infra"
-TYPES = ("generic", "completion", "chat_completion")
-DEPLOYED_VENDORS = ("launch", "llmengine")
-HOSTED_VENDORS = ("openai", "cohere", "vertex_ai", "anthropic", "azure", "gemini", "model_zoo",
-                  "bedrock", "xai", "fireworks_ai")
-CREATE_FIELDS = {"name", "model_type", "model_vendor", VC, "model_metadata", "on_conflict"}
-IMAGE_FIELDS = {"registry", "repository", "tag", "command", "predict_route",
-                "streaming_predict_route", "streaming_command", "request_schema",
-                "response_schema", "env_vars", "readiness_delay", "healthcheck_route"}
-INFRA_FIELDS = {"endpoint_type", "cpus", "gpus", "gpu_type", "memory", "storage", "min_workers",
-                "max_workers", "per_worker", "high_priority", "labels", "public_inference"}
 DEFAULT_PORT = 8080
 # A deployment still not ready this long after its readiness delay shows deployment_timeout.
 DEPLOY_TIMEOUT = timedelta(minutes=15)
@@ -50,15 +51,14 @@ FIELD_NAMES = [
     ("probes", f"{VC}.{IMG}.healthcheck_route"),
     ("resources.cpu", f"{VC}.{INFRA}.cpus"), ("resources.memory", f"{VC}.{INFRA}.memory"),
     ("resources.gpus", f"{VC}.{INFRA}.gpus"), ("resources.gpu_type", f"{VC}.{INFRA}.gpu_type"),
-    ("resources.storage", f"{VC}.{INFRA}.storage"), ("resources", f"{VC}.{INFRA}"),
+    ("resources", f"{VC}.{INFRA}"),
     ("containers[0].scale.min", f"{VC}.{INFRA}.min_workers"),
     ("containers[0].scale.max", f"{VC}.{INFRA}.max_workers"),
     ("containers[0].scale", f"{VC}.{INFRA}.min_workers"),
     ("per_worker", f"{VC}.{INFRA}.per_worker"), ("endpoint_type", f"{VC}.{INFRA}.endpoint_type"),
-    ("labels", f"{VC}.{INFRA}.labels"),
+    ("labels", f"{VC}.{INFRA}.labels"), ("auth_enabled", f"{VC}.{INFRA}.public_inference"),
 ]
 COARSE = ("probes", "resources", "containers[0].scale")
-CPU_RE = re.compile(r"^(\d+(\.\d+)?)(m?)$")
 
 
 def _bad(field: str, rule: str, message: str) -> SpecInvalid:
@@ -81,9 +81,13 @@ def in_scale_terms(exc: SpecInvalid) -> SpecInvalid:
 
 
 def docker_image(registry: str, repository: str, tag: str) -> str:
-    """`registry/repository:tag` as Docker normalises it; `catalog/...` names pass through."""
-    if repository.startswith("catalog/") and not registry and not tag:
-        return repository
+    """`registry/repository:tag` as Docker normalises it. A `catalog/<name>` repository with
+    no registry is Berth's built-in server: as is, or `catalog/<name>:<tag>`; `latest` (as a
+    tag or written into the repository) is the catalog entry itself."""
+    if repository.startswith("catalog/") and not registry:
+        name, colon, written = repository.partition(":")
+        tag = tag or (written if colon else "")
+        return name if tag in ("", "latest") else f"{name}:{tag}"
     ref = f"{registry.strip('/')}/{repository}" if registry else repository
     first, _, rest = ref.partition("/")
     if not rest:
@@ -95,160 +99,115 @@ def docker_image(registry: str, repository: str, tag: str) -> str:
     return f"{ref}:{tag}" if tag else (ref if ":" in ref.rsplit("/", 1)[-1] else f"{ref}:latest")
 
 
-def _dict(value: Any, field: str) -> dict[str, Any]:
-    if value is None:
-        return {}
-    if not isinstance(value, dict):
-        raise _bad(field, "type", "must be an object")
-    return value
+def stored_config(vc: LaunchVendorConfiguration) -> dict[str, Any]:
+    """A vendor configuration as the record keeps it and Scale shows it back: what was sent,
+    with `registry`, `tag` and `command` filled."""
+    return vc.model_dump(mode="json", exclude_none=True)
 
 
-def _unknown(value: dict[str, Any], known: set[str], where: str) -> None:
-    extra = sorted(set(value) - known)
-    if extra:
-        raise SpecInvalid([Violation(f"{where}.{k}" if where else k, "extra_forbidden",
-                                     "unknown field") for k in extra])
+def merge_config(stored: dict[str, Any],
+                 patch: PartialLaunchVendorConfiguration) -> LaunchVendorConfiguration:
+    """Scale's partial vendor_configuration: each key given in model_image / model_infra
+    replaces that key (null removes it); the result is checked whole."""
+    out = {IMG: dict(stored.get(IMG, {})), INFRA: dict(stored.get(INFRA, {}))}
+    for part, given in ((IMG, patch.model_image), (INFRA, patch.model_infra)):
+        if given is not None:
+            out[part].update(given.model_dump(mode="json", exclude_unset=True))
+            out[part] = {k: v for k, v in out[part].items() if v is not None}
+    return parse(VENDOR_CONFIGURATION, out, prefix=(VC,))
 
 
-def _str_list(value: Any, field: str) -> list[str]:
-    if value is None:
-        return []
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise _bad(field, "type", "must be a list of strings")
-    return value
-
-
-def normalise_config(vc: Any) -> dict[str, Any]:
-    """A launch vendor_configuration, checked and with Scale's required fields filled."""
-    vc = _dict(vc, VC)
-    _unknown(vc, {IMG, INFRA}, VC)
-    image = dict(_dict(vc.get(IMG), f"{VC}.{IMG}"))
-    infra = dict(_dict(vc.get(INFRA), f"{VC}.{INFRA}"))
-    _unknown(image, IMAGE_FIELDS, f"{VC}.{IMG}")
-    _unknown(infra, INFRA_FIELDS, f"{VC}.{INFRA}")
-    if not isinstance(image.get("repository"), str) or not image["repository"]:
-        raise _bad(f"{VC}.{IMG}.repository", "required", "a non-empty string is required")
-    for key in ("registry", "tag"):
-        if not isinstance(image.setdefault(key, ""), str):
-            raise _bad(f"{VC}.{IMG}.{key}", "type", "must be a string")
-    image["command"] = _str_list(image.get("command"), f"{VC}.{IMG}.command")
-    for key in ("env_vars", "request_schema", "response_schema"):
-        if key in image:
-            _dict(image[key], f"{VC}.{IMG}.{key}")
-    delay = image.get("readiness_delay")
-    if delay is not None and (not isinstance(delay, int) or isinstance(delay, bool)
-                              or delay < 0):
-        raise _bad(f"{VC}.{IMG}.readiness_delay", "type", "must be a whole number >= 0")
-    return {IMG: image, INFRA: infra}
-
-
-def merge_config(old: dict[str, Any], patch: Any) -> dict[str, Any]:
-    """Scale's partial vendor_configuration: model_image / model_infra keys replace one by one."""
-    patch = _dict(patch, VC)
-    _unknown(patch, {IMG, INFRA}, VC)
-    out = {IMG: dict(old.get(IMG, {})), INFRA: dict(old.get(INFRA, {}))}
-    for part in (IMG, INFRA):
-        out[part].update(_dict(patch.get(part), f"{VC}.{part}"))
-    return out
-
-
-def _cpus(value: Any) -> float:
-    field = f"{VC}.{INFRA}.cpus"
-    if isinstance(value, int | float) and not isinstance(value, bool):
+def _cpus(value: str | int | float) -> float:
+    if not isinstance(value, str):
         return float(value)
-    match = CPU_RE.match(value) if isinstance(value, str) else None
-    if match is None:
-        raise _bad(field, "cpu", f"{value!r} is not a CPU amount such as 2, '0.5' or '500m'")
+    match = CPU_RE.match(value)
+    assert match is not None  # the model checked it
     amount = float(match.group(1))
     return amount / 1000 if match.group(3) else amount
 
 
-def _port(envs: dict[str, Any]) -> int:
-    value = envs.get("PORT", DEFAULT_PORT)
+def _port(envs: dict[str, str]) -> int:
+    value = envs.get("PORT", str(DEFAULT_PORT))
     try:
         return int(value)
-    except (TypeError, ValueError):
+    except ValueError:
         raise _bad(f"{VC}.{IMG}.env_vars.PORT", "type",
-                   f"{value!r} is not a port number") from None
+                   f"{value[:50]!r} is not a port number") from None
 
 
 def _env(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value)
 
 
-def to_native(deployment: str, model_name: str, vc: dict[str, Any],
+def _resources(infra: ModelInfra) -> dict[str, Any] | None:
+    """cpus, memory and gpus as native resources; `storage` is not among them (Berth's
+    process runtime gives replicas no disk quota: it is kept in the record and shown back)."""
+    if infra.cpus is None and infra.memory is None and infra.gpus is None:
+        return None
+    resources: dict[str, Any] = {"gpus": infra.gpus or 0}
+    if infra.cpus is not None:
+        resources["cpu"] = _cpus(infra.cpus)
+    if infra.memory is not None:
+        resources["memory"] = infra.memory
+    if infra.gpus and infra.gpu_type is not None:
+        resources["gpu_type"] = infra.gpu_type
+    return resources
+
+
+def to_native(deployment: str, model_name: str, vc: LaunchVendorConfiguration,
               region: str) -> dict[str, Any]:
-    """A normalised launch vendor_configuration as native spec data for one deployment."""
-    image, infra = vc[IMG], vc[INFRA]
-    envs = {str(k): _env(v) for k, v in (image.get("env_vars") or {}).items()}
-    streaming = infra.get("endpoint_type") == "streaming"
-    command = (image.get("streaming_command") if streaming else None) or image["command"]
+    """A launch vendor_configuration as native spec data for one deployment."""
+    image, infra = vc.model_image, vc.model_infra
+    envs = {k: _env(v) for k, v in (image.env_vars or {}).items()}
+    streaming = infra.endpoint_type == "streaming"
+    command = (image.streaming_command if streaming else None) or image.command
     out: dict[str, Any] = {
         "name": deployment, "description": f"Scale GP model {model_name}"[:1000],
-        "image": docker_image(image["registry"], image["repository"], image["tag"]),
+        "image": docker_image(image.registry, image.repository, image.tag),
         "command": command or None, "envs": envs, "listening_port": _port(envs),
-        "routes": {k: v for k, v in (("predict", image.get("predict_route") or "/predict"),
-                                     ("streaming_predict", image.get("streaming_predict_route")),
-                                     ("healthcheck", image.get("healthcheck_route")))
+        "routes": {k: v for k, v in (("predict", image.predict_route or "/predict"),
+                                     ("streaming_predict", image.streaming_predict_route),
+                                     ("healthcheck", image.healthcheck_route))
                    if v is not None},
-        "labels": infra.get("labels") or {},
+        "labels": infra.labels or {},
     }
-    if image.get("healthcheck_route") is not None:
+    if image.healthcheck_route is not None:
         out["probes"] = {"readiness": {
-            "http_get": {"path": image["healthcheck_route"]}, "period_seconds": 1,
-            "initial_delay_seconds": image.get("readiness_delay") or 0}}
-    gpus = infra.get("gpus") or 0
-    if any(infra.get(k) is not None for k in ("cpus", "memory", "gpus", "storage")):
-        resources: dict[str, Any] = {"gpus": gpus}
-        if infra.get("cpus") is not None:
-            resources["cpu"] = _cpus(infra["cpus"])
-        for key in ("memory", "storage"):
-            if infra.get(key) is not None:
-                resources[key] = infra[key]
-        if gpus and infra.get("gpu_type") is not None:
-            resources["gpu_type"] = infra["gpu_type"]
+            "http_get": {"path": image.healthcheck_route}, "period_seconds": 1,
+            "initial_delay_seconds": image.readiness_delay or 0}}
+    resources = _resources(infra)
+    if resources is not None:
         out["resources"] = resources
-    most = infra.get("max_workers")
-    least = infra.get("min_workers")
+    most, least = infra.max_workers, infra.min_workers
     if least is None:
-        least = min(1, most) if isinstance(most, int) else 1
+        least = min(1, most) if most is not None else 1
     out["containers"] = [{"region": region, "scale": {
         "min": least, "max": most if most is not None else max(least, 1)}}]
-    for key in ("endpoint_type", "per_worker"):
-        if infra.get(key) is not None:
-            out[key] = infra[key]
+    if infra.endpoint_type is not None:
+        out["endpoint_type"] = infra.endpoint_type
+    if infra.per_worker is not None:
+        out["per_worker"] = infra.per_worker
+    if infra.public_inference is False:  # private: callers need an API key of the account
+        out["auth_enabled"] = True
     return out
 
 
-def parse_create(body: Any) -> dict[str, Any]:
-    """A create body as record data (no deployment yet); raises SpecInvalid."""
-    body = _dict(body, "body")
-    _unknown(body, CREATE_FIELDS, "")
-    name = body.get("name")
-    if not isinstance(name, str) or not name.strip() or len(name) > 255:
-        raise _bad("name", "required", "a name of 1-255 characters is required")
-    vendor = body.get("model_vendor", "launch")
-    if vendor not in DEPLOYED_VENDORS + HOSTED_VENDORS:
-        raise _bad("model_vendor", "enum", f"unknown model_vendor {vendor!r}")
-    if vendor == "llmengine":
-        raise _bad("model_vendor", "unsupported", "llmengine models need Scale's LLM Engine; "
-                   "deploy the serving image as a launch model instead")
-    kind = body.get("model_type", "generic")
-    if kind not in TYPES:
-        raise _bad("model_type", "enum", f"model_type must be one of {', '.join(TYPES)}")
-    metadata = _dict(body.get("model_metadata"), "model_metadata")
-    if body.get("on_conflict", "error") not in ("error", "update"):
-        raise _bad("on_conflict", "enum", "on_conflict must be 'error' or 'update'")
-    vc: dict[str, Any] | None = None
-    if vendor == "launch":
-        if body.get(VC) is None:
-            raise _bad(VC, "required", "launch models need model_image and model_infra")
-        vc = normalise_config(body[VC])
-    elif body.get(VC) is not None:
-        raise _bad(VC, "not_applicable", f"{vendor} models are served by {vendor}; "
-                   "vendor_configuration applies to launch models only")
-    return {"name": name, "model_type": kind, "model_vendor": vendor, "model_metadata": metadata,
-            VC: vc}
+Created = LaunchCreate | HostedCreate
+
+
+def parse_create(body: Any) -> Created:
+    """A create body, checked; raises SpecInvalid naming the field."""
+    created = parse(CREATE, body, tagged=True)
+    assert not isinstance(created, LlmEngineCreate)  # its model refuses it
+    return created
+
+
+def record_data(created: Created) -> dict[str, Any]:
+    """A create body as record data (no deployment yet)."""
+    vc = created.vendor_configuration
+    return {"name": created.name, "model_type": created.model_type,
+            "model_vendor": created.model_vendor, "model_metadata": created.model_metadata,
+            VC: stored_config(vc) if vc is not None else None}
 
 
 def _iso(t: datetime) -> str:

@@ -22,13 +22,14 @@ from collections.abc import AsyncIterator
 
 import anyio
 import httpx
-from fastapi import APIRouter, Depends, Request
+from fastapi import Depends, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
 from pydantic import TypeAdapter, ValidationError
 
 from berth.api import state
 from berth.api.auth import Authorization, owned_by
+from berth.api.body import api_router
 from berth.api.dialects.tir.shapes import DIALECT, KIND
 from berth.api.relay import relay_url
 from berth.api.relay import timeout as relay_timeout
@@ -40,8 +41,8 @@ from berth.store.dialect_records import DialectRecord
 PREFIX = "/project/p-"
 # A control token is optional here (the gateway checks the endpoint's API keys); one that is
 # sent must be scoped to the endpoint's project.
-router = APIRouter(prefix="/project/p-{project}", tags=["tir"],
-                   dependencies=[Depends(Authorization(optional=True))])
+router = api_router(prefix="/project/p-{project}", tags=["tir"],
+                     dependencies=[Depends(Authorization(optional=True))])
 HOP_BY_HOP = frozenset({"connection", "keep-alive", "proxy-authenticate", "proxy-authorization",
                         "te", "trailer", "transfer-encoding", "upgrade", "host",
                         "content-length"})

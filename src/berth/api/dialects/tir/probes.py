@@ -16,6 +16,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from berth.api.dialects.tir.models import AdvanceConfig, EndpointFields, ProbeConfig
 from berth.domain.errors import SpecInvalid, Violation
 from berth.domain.spec import DeploymentSpec, Probe
 
@@ -24,7 +25,6 @@ KINDS = {"readiness": ("readiness_probe", "is_readiness_probe_enabled"),
          "liveness": ("liveness_probe", "is_liveness_probe_enabled")}
 PROTOCOLS = {"http": "http_get", "http_get": "http_get", "tcp": "tcp_socket",
              "tcp_socket": "tcp_socket", "exec": "exec", "command": "exec", "commands": "exec"}
-PULL_POLICIES = ("Always", "IfNotPresent", "Never")
 NUMBERS = ("initial_delay_seconds", "period_seconds", "timeout_seconds", "failure_threshold",
            "success_threshold")
 # A native probe with every field named, unset ones None: as a merge patch it replaces the
@@ -43,71 +43,45 @@ def _bad(field: str, rule: str, message: str) -> SpecInvalid:
     return SpecInvalid([Violation(field, rule, message)])
 
 
-def advance_config(body: Any) -> dict[str, Any] | None:
-    """The body's advance_config object, if it has one."""
-    details = body.get("custom_endpoint_details") if isinstance(body, dict) else None
-    container = details.get("container") if isinstance(details, dict) else None
-    advance = container.get("advance_config") if isinstance(container, dict) else None
-    if advance is None:
-        return None
-    if not isinstance(advance, dict):
-        raise _bad(ADVANCE, "type", "must be an object")
-    return advance
+def advance_config(body: EndpointFields) -> AdvanceConfig | None:
+    """The body's advance_config, if it has one."""
+    details = body.custom_endpoint_details
+    container = details.container if details else None
+    return container.advance_config if container else None
 
 
-def flag(value: Any, field: str) -> bool:
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
-        return value.strip().lower() == "true"
-    raise _bad(field, "boolean", f"must be true or false; got {value!r}")
+def _commands(value: str | list[str] | None, field: str) -> list[str] | None:
+    if value is None or isinstance(value, list):
+        return value or None
+    try:
+        return shlex.split(value)
+    except ValueError as exc:
+        raise _bad(field, "shell_words", f"cannot split into words: {exc}") from None
 
 
-def pull_policy(advance: dict[str, Any] | None) -> dict[str, Any]:
-    """The image pull policy to keep (the process runtime has no image pulls)."""
-    value = (advance or {}).get("image_pull_policy")
-    if value is None:
-        return {}
-    if value not in PULL_POLICIES:
-        raise _bad(f"{ADVANCE}.image_pull_policy", "enum",
-                   f"must be one of {', '.join(PULL_POLICIES)}; got {value!r}")
-    return {"image_pull_policy": value}
-
-
-def _commands(value: Any, field: str) -> list[str] | None:
-    if value in (None, ""):
-        return None
-    if isinstance(value, list) and all(isinstance(x, str) for x in value):
-        return list(value)
-    if isinstance(value, str):
-        try:
-            return shlex.split(value)
-        except ValueError as exc:
-            raise _bad(field, "shell_words", f"cannot split into words: {exc}") from None
-    raise _bad(field, "type", "must be a command line or a list of strings")
-
-
-def _probe(kind: str, config: Any) -> dict[str, Any]:
+def _probe(kind: str, config: ProbeConfig | None) -> dict[str, Any]:
     """One TIR probe as a complete native probe (see BLANK), validated."""
     where = f"{ADVANCE}.{KINDS[kind][0]}"
-    if not isinstance(config, dict):
+    if config is None:
         raise _bad(where, "required", f"is required when is_{kind}_probe_enabled is true")
-    protocol = str(config.get("protocol") or "http").lower()
+    protocol = (config.protocol or "http").lower()
     action = PROTOCOLS.get(protocol)
     if action is None:
         raise _bad(f"{where}.protocol", "enum", "Berth runs http, tcp and exec probes; got "
-                   f"{config.get('protocol')!r}" + (" (grpc is not supported)"
-                                                    if protocol == "grpc" else ""))
-    port = config.get("port")
-    given: dict[str, Any] = {"port": None if port in (None, "") else port}
+                   f"{config.protocol!r}" + (" (grpc is not supported)"
+                                             if protocol == "grpc" else ""))
+    if config.grpc_service is not None:
+        raise _bad(f"{where}.grpc_service", "not_supported_here",
+                   "Berth runs no gRPC probes: leave it empty")
+    given: dict[str, Any] = {"port": config.port}
     if action == "http_get":
-        given["path"] = config.get("path") or "/"
+        given["path"] = config.path or "/"
     elif action == "exec":
-        given = {"command": _commands(config.get("commands"), f"{where}.commands")}
+        given = {"command": _commands(config.commands, f"{where}.commands")}
         if given["command"] is None:
             raise _bad(f"{where}.commands", "required", "an exec probe needs commands")
     native = BLANK | {action: BLANK_ACTION[action] | given}
-    native |= {n: config[n] for n in NUMBERS if config.get(n) not in (None, "")}
+    native |= {n: getattr(config, n) for n in NUMBERS if getattr(config, n) is not None}
     try:
         Probe.model_validate(_without_none(native))
     except ValidationError as exc:
@@ -130,34 +104,31 @@ def _without_none(value: Any) -> Any:
     return value
 
 
-def to_native(advance: dict[str, Any] | None) -> dict[str, dict[str, Any] | None] | None:
+def to_native(advance: AdvanceConfig | None) -> dict[str, dict[str, Any] | None] | None:
     """Readiness and liveness as complete native probes (None: disabled); None when the
     body says nothing about probes."""
-    if advance is None or not any(KINDS[k][1] in advance for k in KINDS):
+    if advance is None or (advance.is_readiness_probe_enabled is None
+                           and advance.is_liveness_probe_enabled is None):
         return None
     out: dict[str, dict[str, Any] | None] = {}
     for kind, (name, enabled) in KINDS.items():
-        on = advance.get(enabled) is not None and flag(advance[enabled], f"{ADVANCE}.{enabled}")
-        out[kind] = _probe(kind, advance.get(name)) if on else None
+        on = bool(getattr(advance, enabled))
+        out[kind] = _probe(kind, getattr(advance, name)) if on else None
     return out
 
 
-def create_probes(body: Any) -> dict[str, Any]:
+def create_probes(body: EndpointFields) -> dict[str, Any]:
     """The native `probes` of a create body: absent unless a probe is enabled."""
-    advance = advance_config(body)
-    pull_policy(advance)  # checked before anything is created
-    probes = to_native(advance)
+    probes = to_native(advance_config(body))
     if not probes or not any(probes.values()):
         return {}
     return {"probes": _without_none(probes)}
 
 
-def patch_probes(body: Any, current: DeploymentSpec) -> dict[str, Any]:
+def patch_probes(body: EndpointFields, current: DeploymentSpec) -> dict[str, Any]:
     """The native merge patch for a patch body's probes: replaces readiness and liveness,
     keeps a startup probe set natively; no probes at all restores the image defaults."""
-    advance = advance_config(body)
-    pull_policy(advance)
-    probes = to_native(advance)
+    probes = to_native(advance_config(body))
     if probes is None:
         return {}
     startup = current.probes.startup if current.probes else None

@@ -12,16 +12,17 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import Depends, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
 from berth.api import state
 from berth.api.auth import Authorization, platform_fact
-from berth.api.dialects.tir import model_api, shapes
+from berth.api.body import JsonBody, api_router
+from berth.api.dialects.tir import model_api, requests, shapes
+from berth.api.dialects.tir.models import EndpointAction, EndpointCreate, parse, request_body
 from berth.api.dialects.tir.shapes import DIALECT, KIND, berth_project, envelope, scope_project
-from berth.api.v1.deployments import JsonBody
-from berth.domain.errors import BerthError, NotFound, SpecInvalid, Violation
+from berth.domain.errors import BerthError, NotFound, SpecInvalid
 from berth.domain.records import Deployment
 from berth.domain.status import DeploymentStatus
 from berth.store.dialect_records import DialectRecord
@@ -38,7 +39,7 @@ def _scope(request: Request) -> str | None:
 require_tir_token = Authorization(project=_scope, params=("team", "project"))
 
 
-gpu = APIRouter(prefix="/myaccount/api/v1/gpu", tags=["tir"],
+gpu = api_router(prefix="/myaccount/api/v1/gpu", tags=["tir"],
                 dependencies=[Depends(require_tir_token)])
 INFERENCE = "/teams/{team}/projects/{project}/serving/inference"
 ONE = INFERENCE + "/{inference_id}"
@@ -93,14 +94,15 @@ def sku_list(request: Request, service: str = "inference_service",
     return envelope(shapes.skus(state.facts(request)))
 
 
-@gpu.post(INFERENCE + "/")
+@gpu.post(INFERENCE + "/", openapi_extra=request_body(EndpointCreate))
 def create(team: int, project: int, request: Request, body: JsonBody) -> Json:
-    data = shapes.create_to_native(body, state.facts(request))
+    req = parse(EndpointCreate, body)
+    data = requests.create_to_native(req, state.facts(request))
     change = state.deployments(request).create(berth_project(team, project), data)
     d = change.deployment
-    extra = shapes.kept(body) | {"name": d.name, "deployment_id": d.id,
-                                 "is_auto_scale_enabled": bool(body.get("is_auto_scale_enabled")),
-                                 "task_id": change.task.id}
+    extra = requests.kept(req) | {"name": d.name, "deployment_id": d.id,
+                                  "is_auto_scale_enabled": bool(req.is_auto_scale_enabled),
+                                  "task_id": change.task.id}
     with state.deployments(request).store.write() as tx:
         number = tx.dialect_records.next_number(DIALECT, KIND)
         rec = DialectRecord(DIALECT, KIND, str(number), d.project, extra, datetime.now(UTC))
@@ -147,37 +149,34 @@ MESSAGES = {"start": "Model Endpoint started successfully",
             "update_async_configuration": "Async configuration updated successfully"}
 
 
-@gpu.put(ONE + "/")
+@gpu.put(ONE + "/", openapi_extra=request_body(EndpointAction))
 def act(team: int, project: int, inference_id: int, request: Request, body: JsonBody) -> Json:
-    if not isinstance(body, dict):
-        raise SpecInvalid([Violation("body", "type", "the request body must be a JSON object")])
-    action = body.get("action", "patch")
-    if action not in MESSAGES:
-        raise SpecInvalid([Violation("action", "enum", "must be one of "
-                                     + ", ".join(MESSAGES) + f"; got {action!r}")])
+    req = parse(EndpointAction, body)
     rec = _record(request, team, project, inference_id)
     d = _live(request, rec)
-    svc, p, name = state.deployments(request), d.project, d.name
+    svc, p, name, action = state.deployments(request), d.project, d.name, req.action
     if action in ("start", "stop", "restart"):
         d = getattr(svc, action)(p, name).deployment
     elif action == "patch":
-        native = shapes.patch_to_native(body, d.spec, state.facts(request))
+        native = requests.patch_to_native(req, d.spec, state.facts(request))
         if native:
             d = svc.patch(p, name, native).deployment
-        extra = shapes.kept(body)
-        if "is_auto_scale_enabled" in body and (
-                not body["is_auto_scale_enabled"] or "auto_scale_policy" in body):
-            extra["is_auto_scale_enabled"] = bool(body["is_auto_scale_enabled"])
+        extra = requests.kept(req)
+        if req.is_auto_scale_enabled is not None and (
+                not req.is_auto_scale_enabled or req.auto_scale_policy is not None):
+            extra["is_auto_scale_enabled"] = req.is_auto_scale_enabled
         rec = _save(request, rec, **extra)
     elif action == "update_auto_scale":
-        d = svc.patch(p, name, shapes.scale(body, autoscale=True)).deployment
+        d = svc.patch(p, name, requests.scale(req.auto_scale_policy, autoscale=True)).deployment
         rec = _save(request, rec, is_auto_scale_enabled=True)
     elif action == "disable_auto_scale":
-        count = body.get("replicas", body.get("replica", d.spec.containers[0].scale.min or 1))
-        d = svc.patch(p, name, shapes.scale(body, autoscale=False, replicas=count)).deployment
+        count = requests.replica_count(req)
+        if count is None:
+            count = d.spec.containers[0].scale.min or 1
+        d = svc.patch(p, name, requests.scale(None, autoscale=False, replicas=count)).deployment
         rec = _save(request, rec, is_auto_scale_enabled=False)
     else:
-        rec = _save(request, rec, **{"async": shapes.async_config(body)})
+        rec = _save(request, rec, **{"async": requests.async_config(req)})
     return envelope(_shape(request, rec, d), MESSAGES[action])
 
 
@@ -187,7 +186,7 @@ async def logs(team: int, project: int, inference_id: int, request: Request,
     rec = await run_in_threadpool(_record, request, team, project, inference_id)
     d = await run_in_threadpool(_live, request, rec)
     runtime = state.runtime(request)
-    lines = runtime.logs(d.id, limit=max(1, min(limit, 5000)))
+    lines = await run_in_threadpool(runtime.logs, d.id, limit=max(1, min(limit, 5000)))
     return envelope([{"pod_name": ln.replica_id, "stream": ln.stream, "message": ln.line,
                       "timestamp": datetime.fromtimestamp(ln.ts, UTC).isoformat()
                       .replace("+00:00", "Z")} for ln in lines])
@@ -223,6 +222,6 @@ def async_status(team: int, project: int, inference_id: int, request: Request,
     return envelope([], "No async requests recorded")
 
 
-router = APIRouter()  # what the app mounts: the control API and the model API
+router = api_router()  # what the app mounts: the control API and the model API
 router.include_router(gpu)
 router.include_router(model_api.router)

@@ -8,9 +8,6 @@ an integer the dialect keeps (dialect record kind `inference`); a TIR SKU id is 
 
 from __future__ import annotations
 
-import ast
-import base64
-import binascii
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -18,16 +15,15 @@ from typing import Any
 from pydantic import TypeAdapter, ValidationError
 
 from berth.api.dialects.tir import probes
+from berth.api.dialects.tir.requests import KEPT, REGION
 from berth.domain.errors import SpecInvalid, Violation
 from berth.domain.platform import Flavor, PlatformFacts
 from berth.domain.records import Deployment
-from berth.domain.spec import DeploymentSpec, Scale
+from berth.domain.spec import Scale
 from berth.domain.status import DeploymentStatus
 
 DIALECT = "tir"
 KIND = "inference"
-REGION = "local"
-PORT = 8080  # TIR's custom containers listen on 8080
 STATUS = {
     DeploymentStatus.NEW: "Deploying", DeploymentStatus.PENDING: "Deploying",
     DeploymentStatus.DEPLOYING: "Deploying", DeploymentStatus.ACTIVE: "Running",
@@ -35,15 +31,8 @@ STATUS = {
     DeploymentStatus.FAILED: "Failed", DeploymentStatus.DISABLED: "Stopped",
     DeploymentStatus.DELETING: "Deleting", DeploymentStatus.DELETED: "Deleted",
 }
-THRESHOLD_METRICS = {"cpu": "cpu", "memory": "memory"}
-TARGET_METRICS = {"concurrency": "concurrency", "requestRate": "request_rate"}
 ASYNC_FIELDS = ("async_enabled", "async_concurrent_workers", "async_dataset_id",
                 "async_destination_type", "async_target_routes")
-# Accepted and kept in the dialect record; they name TIR storage/billing with no Berth
-# counterpart (see docs/dialects/tir.md).
-KEPT = ("path", "model_id", "committed_replicas", "framework", "model_load_integration_id",
-        "dataset_id", "dataset_path", "cluster_type", "storage_type", "sfs_path",
-        "disk_path", "sku_item_price_id", "world_size")
 
 
 def berth_project(team: int | str, project: int | str) -> str:
@@ -110,83 +99,9 @@ def skus(facts: PlatformFacts) -> dict[str, list[dict[str, Any]]]:
     return out
 
 
-def flavor_name(sku_id: Any, facts: PlatformFacts) -> str:
-    if isinstance(sku_id, int) and not isinstance(sku_id, bool) and (
-            1 <= sku_id <= len(facts.flavors)):
-        return facts.flavors[sku_id - 1].name
-    raise _bad("sku_id", "known_sku", f"unknown sku_id {sku_id!r}; this machine has "
-               f"1..{len(facts.flavors)} (GET gpu_service/sku/)")
-
-
 def sku_id(name: str | None, facts: PlatformFacts) -> int | None:
     names = [f.name for f in facts.flavors]
     return names.index(name) + 1 if name in names else None
-
-
-def decode_list(value: Any, field: str) -> list[str]:
-    """The SDK's base64 of a Python list literal (`str(['a', 'b'])`): parsed, never run."""
-    if value in (None, ""):
-        return []
-    if isinstance(value, list):
-        parsed: Any = value
-    else:
-        try:
-            text = base64.b64decode(str(value), validate=True).decode()
-            parsed = ast.literal_eval(text)
-        except (binascii.Error, UnicodeDecodeError, ValueError, SyntaxError) as exc:
-            raise _bad(field, "base64_list", "must be base64 of a list literal such as "
-                       "\"['python', 'serve.py']\"") from exc
-    if not isinstance(parsed, list | tuple) or not all(isinstance(x, str) for x in parsed):
-        raise _bad(field, "list_of_strings", "must be a list of strings")
-    return list(parsed)
-
-
-def _envs(value: Any) -> dict[str, str]:
-    if value is None:
-        return {}
-    if not isinstance(value, list):
-        raise _bad("custom_endpoint_details.resource_details.env_variables", "type",
-                   "must be a list of {key, value}")
-    out = {}
-    for i, item in enumerate(value):
-        if not isinstance(item, dict) or not isinstance(item.get("key"), str):
-            raise _bad(f"custom_endpoint_details.resource_details.env_variables[{i}]",
-                       "key_value", "must be an object with a string 'key'")
-        out[item["key"]] = "" if item.get("value") is None else str(item["value"])
-    return out
-
-
-def triggers(rules: Any) -> dict[str, Any]:
-    """TIR auto-scale rules as native scale triggers."""
-    if rules is None:
-        return {}
-    if not isinstance(rules, list):
-        raise _bad("auto_scale_policy.rules", "type", "must be a list of rules")
-    out: dict[str, Any] = {}
-    for i, rule in enumerate(rules):
-        where = f"auto_scale_policy.rules[{i}]"
-        if not isinstance(rule, dict):
-            raise _bad(where, "type", "must be an object")
-        metric = rule.get("metric")
-        value: Any = rule.get("condition_value", rule.get("value"))
-        try:
-            number = float(value)
-        except (TypeError, ValueError) as exc:
-            raise _bad(f"{where}.condition_value", "number", "must be a number") from exc
-        if metric in THRESHOLD_METRICS:
-            out[THRESHOLD_METRICS[metric]] = {"threshold": int(number)}
-        elif metric in TARGET_METRICS:
-            out[TARGET_METRICS[metric]] = {"target": number}
-        elif metric == "custom":
-            name = rule.get("custom_metric_name")
-            if not isinstance(name, str) or not name:
-                raise _bad(f"{where}.custom_metric_name", "required",
-                           "metric 'custom' requires custom_metric_name")
-            out.setdefault("custom", []).append({"metric_name": name, "target": number})
-        else:
-            raise _bad(f"{where}.metric", "enum", "must be one of concurrency, requestRate, "
-                       f"custom, cpu, memory; got {metric!r}")
-    return out
 
 
 def rules(scale: Scale) -> list[dict[str, Any]]:
@@ -209,115 +124,6 @@ def _rule(metric: str, value: float, custom: str | None = None) -> dict[str, Any
     shown = int(value) if value == int(value) else value
     return {"metric": metric, "condition_type": "limit", "condition_value": shown,
             "value": shown, "custom_metric_name": custom, "watch_period": "60"}
-
-
-def scale(body: dict[str, Any], *, autoscale: bool, replicas: Any = None) -> dict[str, Any]:
-    """A native containers list from TIR's replica count or auto-scale policy."""
-    if autoscale:
-        policy = body.get("auto_scale_policy")
-        if not isinstance(policy, dict):
-            raise _bad("auto_scale_policy", "required",
-                       "is required when auto scaling is enabled")
-        out: dict[str, Any] = {"min": policy.get("min_replicas", 1),
-                               "max": policy.get("max_replicas", 1),
-                               "triggers": triggers(policy.get("rules"))}
-        cooldown = policy.get("stability_period")
-        if isinstance(cooldown, int | str) and str(cooldown).isdigit():
-            out["cooldown_period"] = int(cooldown)
-    else:
-        count = 1 if replicas is None else replicas
-        out = {"min": count, "max": count, "triggers": {}}
-    return {"containers": [{"region": REGION, "scale": out}]}
-
-
-def _replicas(body: dict[str, Any]) -> Any:
-    return body.get("replicas", body.get("replica"))
-
-
-def create_to_native(body: Any, facts: PlatformFacts) -> dict[str, Any]:
-    """A TIR create body as native spec data."""
-    if not isinstance(body, dict):
-        raise _bad("body", "type", "the request body must be a JSON object")
-    details = body.get("custom_endpoint_details") or {}
-    container = details.get("container") or {} if isinstance(details, dict) else {}
-    resources = details.get("resource_details") or {} if isinstance(details, dict) else {}
-    image = container.get("container_name") if isinstance(container, dict) else None
-    if not image:
-        raise _bad("custom_endpoint_details.container.container_name", "required",
-                   "the container image is required")
-    out: dict[str, Any] = {"name": body.get("name"), "image": image, "listening_port": PORT,
-                           "flavor": flavor_name(body.get("sku_id"), facts),
-                           "description": f"TIR {body.get('framework') or 'custom'} endpoint"}
-    out |= _command(body.get("detailed_info"))
-    if isinstance(resources, dict):
-        envs = _envs(resources.get("env_variables"))
-        if envs:
-            out["envs"] = envs
-    out |= scale(body, autoscale=bool(body.get("is_auto_scale_enabled")),
-                 replicas=_replicas(body))
-    return out | probes.create_probes(body)
-
-
-def _command(info: Any) -> dict[str, Any]:
-    if not isinstance(info, dict):
-        return {}
-    command = decode_list(info.get("commands"), "detailed_info.commands")
-    command += decode_list(info.get("args"), "detailed_info.args")
-    return {"command": command} if command else {}
-
-
-def patch_to_native(body: dict[str, Any], current: DeploymentSpec,
-                    facts: PlatformFacts) -> dict[str, Any]:
-    """A TIR `action: patch` body as a native merge patch."""
-    out: dict[str, Any] = {}
-    if body.get("sku_id") is not None:
-        out["flavor"] = flavor_name(body["sku_id"], facts)
-    details = body.get("custom_endpoint_details")
-    if isinstance(details, dict):
-        container = details.get("container") or {}
-        if isinstance(container, dict) and container.get("container_name"):
-            out["image"] = container["container_name"]
-        resources = details.get("resource_details") or {}
-        if isinstance(resources, dict) and "env_variables" in resources:
-            out["envs"] = _envs(resources["env_variables"])
-    if isinstance(body.get("detailed_info"), dict):
-        out |= _command(body["detailed_info"]) or {"command": None}
-    if body.get("is_auto_scale_enabled") and "auto_scale_policy" in body:
-        out |= scale(body, autoscale=True)
-    elif _replicas(body) is not None and not body.get("is_auto_scale_enabled"):
-        out |= scale(body, autoscale=False, replicas=_replicas(body))
-    return out | probes.patch_probes(body, current)
-
-
-def kept(body: dict[str, Any]) -> dict[str, Any]:
-    return {k: body[k] for k in KEPT if k in body} | probes.pull_policy(
-        probes.advance_config(body))
-
-
-def async_config(body: dict[str, Any]) -> dict[str, Any]:
-    """Validated `update_async_configuration` settings, as stored."""
-    enabled = body.get("async_enabled")
-    if not isinstance(enabled, bool):
-        raise _bad("async_enabled", "required", "must be true or false")
-    if not enabled:
-        return {"async_enabled": False}
-    workers = body.get("async_concurrent_workers")
-    if not isinstance(workers, int) or isinstance(workers, bool) or workers < 1:
-        raise _bad("async_concurrent_workers", "required",
-                   "must be an integer >= 1 when enabling async invocation")
-    if body.get("async_dataset_id") in (None, ""):
-        raise _bad("async_dataset_id", "required",
-                   "is required when enabling async invocation")
-    routes = body.get("async_target_routes") or []
-    if not isinstance(routes, list) or not all(
-            isinstance(r, dict) and isinstance(r.get("route_name"), str)
-            and isinstance(r.get("route_value"), str) for r in routes):
-        raise _bad("async_target_routes", "type",
-                   "must be a list of {route_name, route_value}")
-    return {"async_enabled": True, "async_concurrent_workers": workers,
-            "async_dataset_id": body["async_dataset_id"],
-            "async_destination_type": body.get("async_destination_type") or "dataset",
-            "async_target_routes": routes}
 
 
 def to_tir(inference_id: int, d: Deployment, record: dict[str, Any], facts: PlatformFacts,
@@ -347,7 +153,8 @@ def to_tir(inference_id: int, d: Deployment, record: dict[str, Any], facts: Plat
             "container": {"container_name": spec.image, "container_type": "public",
                           "port": spec.listening_port,
                           "advance_config": probes.to_tir(spec, record)},
-            "resource_details": {"env_variables": [{"key": k, "value": v}
+            "resource_details": {"disk_size": record.get("disk_size"),
+                                 "env_variables": [{"key": k, "value": v}
                                                    for k, v in spec.envs.items()]}},
         "detailed_info": {"commands": command, "args": []},
         "endpoint_url": address, "url": address, "location": REGION,
