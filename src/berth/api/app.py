@@ -113,7 +113,7 @@ def install_docs(app: FastAPI) -> None:
     app.mount(DOCS_STATIC, StaticFiles(directory=DOCS_ASSETS), name="docs-static")
     oauth2_redirect = "/docs/oauth2-redirect"
 
-    @app.get("/docs", include_in_schema=False)
+    @app.get("/docs", include_in_schema=False, dependencies=[Depends(public)])
     def swagger_ui() -> HTMLResponse:
         return get_swagger_ui_html(
             openapi_url="/openapi.json", title="Berth API - Swagger UI",
@@ -122,11 +122,11 @@ def install_docs(app: FastAPI) -> None:
             swagger_css_url=f"{DOCS_STATIC}/swagger-ui.css",
             swagger_favicon_url=f"{DOCS_STATIC}/favicon.png")
 
-    @app.get(oauth2_redirect, include_in_schema=False)
+    @app.get(oauth2_redirect, include_in_schema=False, dependencies=[Depends(public)])
     def swagger_ui_redirect() -> HTMLResponse:
         return get_swagger_ui_oauth2_redirect_html()
 
-    @app.get("/redoc", include_in_schema=False)
+    @app.get("/redoc", include_in_schema=False, dependencies=[Depends(public)])
     def redoc() -> HTMLResponse:
         return get_redoc_html(openapi_url="/openapi.json", title="Berth API - ReDoc",
                               redoc_js_url=f"{DOCS_STATIC}/redoc.standalone.js",

@@ -40,8 +40,9 @@ with warnings.catch_warnings():  # starlette prefers httpx2, which is not a depe
     warnings.simplefilter("ignore", StarletteDeprecationWarning)
     from fastapi.testclient import TestClient
 
-DOCS = {"/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"}
-PUBLIC = {("GET", "/healthz")}
+DOCS = {"/openapi.json", "/docs/static"}  # the schema and the docs pages' own assets
+PUBLIC = {("GET", "/healthz"), ("GET", "/docs"), ("GET", "/docs/oauth2-redirect"),
+          ("GET", "/redoc")}
 PLATFORM = {
     ("GET", "/v1/flavors"), ("GET", "/v1/regions"),
     ("GET", "/cloud/v3/inference/flavors"), ("GET", "/cloud/v3/inference/flavors/{flavor_name}"),
