@@ -17,7 +17,7 @@ from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
 from berth import __version__
-from berth.api.auth import require_token
+from berth.api.auth import public, require_token
 from berth.api.body import DEFAULT_MAX_BODY_BYTES, CheckedRoute, unchecked_body_routes
 from berth.api.dialects import load_dialects
 from berth.api.errors import install_error_handlers
@@ -81,7 +81,7 @@ def create_app(
         raise RuntimeError(f"routes that read a body without the shared reader: {unchecked}; "
                            "make their router with berth.api.body.api_router()")
 
-    @app.get("/healthz", include_in_schema=False)
+    @app.get("/healthz", include_in_schema=False, dependencies=[Depends(public)])
     def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
@@ -113,7 +113,7 @@ def install_docs(app: FastAPI) -> None:
     app.mount(DOCS_STATIC, StaticFiles(directory=DOCS_ASSETS), name="docs-static")
     oauth2_redirect = "/docs/oauth2-redirect"
 
-    @app.get("/docs", include_in_schema=False)
+    @app.get("/docs", include_in_schema=False, dependencies=[Depends(public)])
     def swagger_ui() -> HTMLResponse:
         return get_swagger_ui_html(
             openapi_url="/openapi.json", title="Berth API - Swagger UI",
@@ -122,11 +122,11 @@ def install_docs(app: FastAPI) -> None:
             swagger_css_url=f"{DOCS_STATIC}/swagger-ui.css",
             swagger_favicon_url=f"{DOCS_STATIC}/favicon.png")
 
-    @app.get(oauth2_redirect, include_in_schema=False)
+    @app.get(oauth2_redirect, include_in_schema=False, dependencies=[Depends(public)])
     def swagger_ui_redirect() -> HTMLResponse:
         return get_swagger_ui_oauth2_redirect_html()
 
-    @app.get("/redoc", include_in_schema=False)
+    @app.get("/redoc", include_in_schema=False, dependencies=[Depends(public)])
     def redoc() -> HTMLResponse:
         return get_redoc_html(openapi_url="/openapi.json", title="Berth API - ReDoc",
                               redoc_js_url=f"{DOCS_STATIC}/redoc.standalone.js",

@@ -20,8 +20,8 @@ from types import ModuleType
 # The per-request path (setup.py reads this tuple). Not metrics.py: it subclasses
 # prometheus-client's Collector, which the build environment does not have (mypyc would compile
 # a subclass of an unknown class), and it runs per scrape, not per request.
-COMPILED = ("accesslog", "balancer", "exchange", "http", "proxy", "service", "stats", "table",
-            "upstream")
+COMPILED = ("accesslog", "balancer", "exchange", "http", "paths", "proxy", "service", "stats",
+            "table", "upstream")
 NATIVE_GROUP = "berth_gateway__mypyc"  # the extension the compiled modules share
 _HERE = Path(__file__).resolve().parent
 

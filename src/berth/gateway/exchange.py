@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Final
 
 from berth.gateway.balancer import UNAVAILABLE, Backend, Shed
 from berth.gateway.http import client_head, gateway_error, upstream_head
+from berth.gateway.paths import refusal as path_refusal
 from berth.gateway.table import Route
 from berth.gateway.upstream import UpstreamConnection
 
@@ -124,7 +125,11 @@ class Exchange:
             return
         found = self.gw.resolve(self.host, path)
         if found is None:
-            self.reply_error(404, "not_found", "no deployment at this address")
+            refused = path_refusal(path)  # why resolve found nothing, for a target it refuses
+            if refused is not None:
+                self.reply_error(400, "bad_request", refused)
+            else:
+                self.reply_error(404, "not_found", "no deployment at this address")
             return
         route, rest = found
         self.route = route

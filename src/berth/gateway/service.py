@@ -20,6 +20,7 @@ from berth.gateway.accesslog import AccessLog, quoted
 from berth.gateway.balancer import Backend
 from berth.gateway.http import plain_response
 from berth.gateway.metrics import GatewayMetrics
+from berth.gateway.paths import refusal
 from berth.gateway.proxy import ClientConnection
 from berth.gateway.table import Route, RoutingTable, build_table
 from berth.gateway.upstream import UpstreamPool
@@ -249,6 +250,8 @@ class Gateway:
         found = table.by_path.get(path)  # the same few paths come again and again
         if found is not None:
             return found
+        if refusal(path) is not None:
+            return None  # Exchange.begin answers 400 with the reason
         parts = path.split(b"/", 3)  # b"", project, deployment, rest
         if len(parts) < 3:
             return None

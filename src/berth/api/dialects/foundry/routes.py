@@ -18,7 +18,7 @@ from pydantic import TypeAdapter
 from sqlalchemy.exc import IntegrityError
 
 from berth.api import state
-from berth.api.auth import authenticate, check_scope, token_from
+from berth.api.auth import Authorization
 from berth.api.body import JsonBody, api_router
 from berth.api.dialects.foundry.models import (
     CREATE_LIVE,
@@ -54,6 +54,7 @@ from berth.api.dialects.foundry.shapes import (
     version_not_found,
 )
 from berth.api.dialects.request_schema import parse, request_body
+from berth.api.relay import route_url
 from berth.api.relay import timeout as relay_timeout
 from berth.domain.errors import BerthError, Forbidden, NotFound, SpecInvalid
 from berth.domain.records import Deployment
@@ -67,15 +68,6 @@ LIVE = "/liveDeployments"
 DENIED = {"start": "StartLiveDeploymentPermissionDenied",
           "disable": "DisableLiveDeploymentPermissionDenied",
           "transformJson": "TransformJsonLiveDeploymentPermissionDenied"}
-
-
-def _auth(request: Request) -> None:
-    """Bearer token; the token must reach the project `foundry`, and write for non-GETs."""
-    principal = authenticate(request, token_from(request))
-    try:
-        check_scope(request, principal, PROJECT)
-    except Forbidden as exc:
-        raise _denied(request, exc) from None
 
 
 def _denied(request: Request, exc: Forbidden) -> BerthError:
@@ -97,6 +89,13 @@ def _preview(preview: Annotated[str | None, Query()] = None) -> None:
                            "this endpoint is in preview: add preview=true to the query")
 
 
+def _project(_request: Request) -> str:
+    return PROJECT
+
+
+# Bearer token; the token must reach the project `foundry` (every Foundry object lives
+# there), and write for non-GETs.
+_auth = Authorization(project=_project, params=None, denied=_denied)
 router = api_router(prefix=PREFIX, tags=["foundry"], dependencies=[Depends(_auth)])
 Preview = [Depends(_preview)]
 
@@ -271,9 +270,10 @@ async def transform_json(rid: str, request: Request, body: JsonBody) -> dict[str
     if d.status == DeploymentStatus.DISABLED or not address:
         raise FoundryError("InferenceFailure", "INVALID_ARGUMENT", "the deployment is disabled",
                            liveDeploymentRid=rid, errorMessage="the deployment is disabled")
+    url = route_url(address, d.spec.routes.predict)
     try:
         answer = await state.relay(request).post(
-            address + d.spec.routes.predict, json=asked.input,
+            url, json=asked.input,
             timeout=relay_timeout(min(d.spec.timeouts.total, 300)))
     except httpx.TimeoutException:
         raise FoundryError("InferenceTimeout", "TIMEOUT", "the deployment took too long",

@@ -7,6 +7,7 @@ from typing import Any
 from fastapi import Request, Response
 
 from berth.api import state
+from berth.api.auth import platform_fact
 from berth.api.body import JsonBody, api_router
 from berth.api.dialects.gcore.models import (
     ApiKeyCreate,
@@ -95,6 +96,7 @@ def capacity_of(flavor: Flavor, facts: PlatformFacts, gpus_in_use: set[int]) -> 
 
 
 @router.get("/v3/inference/capacity")
+@platform_fact
 def capacity(request: Request) -> dict[str, Any]:
     facts = state.facts(request)
     deployments = state.deployments(request)

@@ -11,7 +11,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
 from berth.api import state
-from berth.api.auth import require_token
+from berth.api.auth import owned_task, platform_fact, require_token
 from berth.api.body import JsonBody, api_router
 from berth.api.dialects.gcore import credentials, keys, v2
 from berth.api.dialects.gcore.credentials import check_credentials_name
@@ -150,6 +150,7 @@ async def logs(project_id: int, name: str, request: Request, limit: Limit = 100,
 
 
 @router.get("/v1/tasks/{task_id}")
+@owned_task
 def task(task_id: str, request: Request) -> dict[str, Any]:
     tasks = state.tasks(request)
     return task_to_gcore(tasks.get(task_id))
@@ -164,6 +165,7 @@ def _flavor(f: Any) -> dict[str, Any]:
 
 
 @router.get("/v3/inference/flavors")
+@platform_fact
 def flavors(request: Request, limit: Limit = 1000, offset: Offset = 0) -> dict[str, Any]:
     items = state.facts(request).flavors
     return {"count": len(items), "results": [_flavor(f) for f in items[offset:offset + limit]]}
@@ -175,6 +177,7 @@ router.include_router(v2.router)
 
 
 @router.get("/v3/inference/flavors/{flavor_name}")
+@platform_fact
 def flavor(flavor_name: str, request: Request) -> dict[str, Any]:
     found = state.facts(request).flavor(flavor_name)
     if found is None:

@@ -12,6 +12,7 @@ from typing import Any
 from fastapi import Request
 
 from berth.api import state
+from berth.api.auth import owned_by
 from berth.api.body import JsonBody, api_router
 from berth.api.dialects.gcore.models import DeploymentUpdate, InstanceUpdate, parse, request_body
 from berth.api.dialects.gcore.shapes import gcore_fields, to_gcore, to_native
@@ -29,13 +30,28 @@ def flavor_id(name: str) -> str:
     return str(uuid.uuid5(FLAVORS, name))
 
 
+def _missing(request: Request) -> NotFound:
+    return NotFound(f"inference instance {request.path_params['instance_id']!r} not found")
+
+
 def _instance(request: Request, instance_id: str) -> Deployment:
     svc = state.deployments(request)
     with svc.store.read() as tx:
         d = tx.deployments.get(instance_id)
     if d is None or d.status == DeploymentStatus.DELETED:
-        raise NotFound(f"inference instance {instance_id!r} not found")
+        raise _missing(request)
     return d
+
+
+def _owner(request: Request) -> str | None:
+    """The project of the instance the path names: no project is in v2's paths."""
+    try:
+        return _instance(request, str(request.path_params["instance_id"])).project
+    except NotFound:
+        return None
+
+
+instance = owned_by(_owner, _missing)
 
 
 def to_v3(body: InstanceUpdate, d: Deployment, request: Request) -> DeploymentUpdate:
@@ -82,11 +98,13 @@ def to_v2(request: Request, d: Deployment) -> dict[str, Any]:
 
 
 @router.get(INSTANCE)
+@instance
 def get_instance(instance_id: str, request: Request) -> dict[str, Any]:
     return to_v2(request, _instance(request, instance_id))
 
 
 @router.put(INSTANCE, openapi_extra=request_body(InstanceUpdate))
+@instance
 def put_instance(instance_id: str, request: Request, body: JsonBody) -> dict[str, Any]:
     d = _instance(request, instance_id)
     req = parse(InstanceUpdate, body)
@@ -105,6 +123,7 @@ def put_instance(instance_id: str, request: Request, body: JsonBody) -> dict[str
 
 
 @router.delete(INSTANCE)
+@instance
 def delete_instance(instance_id: str, request: Request) -> dict[str, list[str]]:
     d = _instance(request, instance_id)
     svc = state.deployments(request)

@@ -8,7 +8,7 @@ from typing import Any
 from fastapi import Request
 
 from berth.api import state
-from berth.api.auth import authenticate, check_scope, token_from
+from berth.api.auth import Authorization, token_from
 from berth.api.dialects.scale.shapes import DIALECT, KIND
 from berth.domain.errors import BerthError, NotFound, SpecInvalid, Unauthorized, Violation
 from berth.domain.records import Deployment
@@ -30,15 +30,17 @@ def project(request: Request) -> str:
     return name
 
 
-def require_api_key(request: Request) -> None:
-    """Scale sends `x-api-key: <token>`; a Berth control token is accepted there, within its
-    scope (the project is `x-selected-account-id`)."""
+def _credentials(request: Request) -> str:
     token = request.headers.get("x-api-key") or token_from(request)
     if not token:
         raise Unauthorized("missing credentials: send 'x-api-key: <token>' "
                            "(a Berth control token)")
-    principal = authenticate(request, token)
-    check_scope(request, principal, project(request))
+    return token
+
+
+# Scale sends `x-api-key: <token>`; a Berth control token is accepted there, within its
+# scope (the project is `x-selected-account-id`, on every route).
+require_api_key = Authorization(project=project, params=None, credentials=_credentials)
 
 
 def find_models(request: Request, in_project: str, **data: Any) -> list[DialectRecord]:

@@ -29,7 +29,7 @@ from berth.api.dialects.scale.models import (
     InferenceConfiguration,
     OpenAIRequest,
 )
-from berth.api.relay import timeout
+from berth.api.relay import route_url, timeout
 from berth.domain.errors import SpecInvalid, Violation
 
 router = api_router()
@@ -149,9 +149,10 @@ async def inference(request: Request, body: JsonBody) -> dict[str, Any] | Stream
             raise SpecInvalid([Violation("stream", "not_streaming", (
                 f"model {asked.model!r} has no streaming_predict_route: set "
                 "vendor_configuration.model_image.streaming_predict_route"))])
-        return await _relay(state.relay(request), address + route, args, call,
+        return await _relay(state.relay(request), route_url(address, route), args, call,
                             sse.inference_chunk)
-    response = await _call(state.relay(request), address + d.spec.routes.predict, args, call)
+    response = await _call(state.relay(request), route_url(address, d.spec.routes.predict),
+                           args, call)
     return {"response": response, "object": "generic_inference"}
 
 
@@ -159,7 +160,7 @@ async def _openai(request: Request, asked: OpenAIRequest,
                   kind: str) -> JSONResponse | StreamingResponse:
     d, address, name = await run_in_threadpool(target, request, asked.model)
     forward = asked.model_dump(mode="json", exclude_unset=True) | {"model": name}
-    url = address + OPENAI_ROUTES[kind]
+    url = route_url(address, OPENAI_ROUTES[kind])
     call = _call_of(request, max(d.spec.timeouts.first_byte, d.spec.timeouts.idle))
     client = state.relay(request)
     if asked.stream:

@@ -17,7 +17,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
 from berth.api import state
-from berth.api.auth import authenticate, check_scope, token_from
+from berth.api.auth import Authorization, platform_fact
 from berth.api.body import JsonBody, api_router
 from berth.api.dialects.tir import model_api, requests, shapes
 from berth.api.dialects.tir.models import EndpointAction, EndpointCreate, parse, request_body
@@ -30,11 +30,13 @@ from berth.store.dialect_records import DialectRecord
 PREFIX = ("/myaccount/api/v1/gpu/", model_api.PREFIX)  # control API, model API
 
 
-def require_tir_token(request: Request) -> None:
-    """The bearer token, scoped to the Berth project the route acts on (`tir-T-P`, not the
-    numeric TIR project): read for GET, write otherwise."""
-    principal = authenticate(request, token_from(request))
-    check_scope(request, principal, scope_project(request.path_params))
+def _scope(request: Request) -> str | None:
+    return scope_project(request.path_params)
+
+
+# The bearer token, scoped to the Berth project the route acts on (`tir-T-P`, not the
+# numeric TIR project): read for GET, write otherwise.
+require_tir_token = Authorization(project=_scope, params=("team", "project"))
 
 
 gpu = api_router(prefix="/myaccount/api/v1/gpu", tags=["tir"],
@@ -86,6 +88,7 @@ def _shape(request: Request, rec: DialectRecord, d: Deployment) -> Json:
 
 
 @gpu.get("/gpu_service/sku/")
+@platform_fact
 def sku_list(request: Request, service: str = "inference_service",
              framework: str | None = None) -> Json:
     return envelope(shapes.skus(state.facts(request)))
