@@ -20,7 +20,7 @@ from tests.e2e.harness import Api, BerthServer, create_key, echo_spec, metric, w
 HEADERS_SERVER = str(Path(__file__).parent / "servers" / "headers.py")
 
 
-def post(url: str, body: Any = None, timeout: float = 30, **headers: str) -> httpx.Response:
+def post(url: str, body: Any = None, timeout: float = 30, /, **headers: str) -> httpx.Response:
     return httpx.post(url, json=body if body is not None else {"x": 1}, headers=headers,
                       timeout=timeout)
 
@@ -201,7 +201,7 @@ def test_client_disconnect_frees_the_slot_at_once(api: Api, server: BerthServer)
     api.task(api.create(spec)["task_id"])
     url = f"{server.gateway}/e2e/hangup/predict"
     with contextlib.suppress(httpx.TimeoutException):
-        post(url, timeout=0.3)
+        post(url, None, 0.3)
     wait_for(lambda: metric(server.gateway, "berth_gateway_inflight_requests",
                             deployment="hangup") == 0, 1, 0.02, "the slot to be freed")
     assert post(url).status_code == 200  # with a zero queue this needs the free slot

@@ -108,7 +108,8 @@ def test_patch_replaces_probes_whole_and_disabling_restores_defaults() -> None:
     spec = validate(shapes.create_to_native(body_with(http), FACTS), FACTS)
     tcp = {"is_readiness_probe_enabled": True, "is_liveness_probe_enabled": False,
            "readiness_probe": sdk_probe(protocol="tcp", port=None)}
-    body = {"action": "patch", "custom_endpoint_details": {"container": {"advance_config": tcp}}}
+    body: dict[str, Any] = {
+        "action": "patch", "custom_endpoint_details": {"container": {"advance_config": tcp}}}
     after = _patched(spec, body)
     assert after.probes and after.probes.readiness and after.probes.readiness.http_get is None
     assert after.probes.readiness.tcp_socket is not None
