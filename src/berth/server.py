@@ -1,4 +1,4 @@
-"""`berth serve`: API, controller (and, later, the gateway) in one process."""
+"""`berth serve`: the API, the controller and the gateway in one process; `berth gateway` alone."""
 
 from __future__ import annotations
 

@@ -40,11 +40,17 @@ def test_cli_deploy_inspect_update_and_remove(server: BerthServer, tmp_path: Pat
     assert logs.returncode == 0 and "listening" in logs.stdout
     events = berth(server, "events", "echo-cli")
     assert events.returncode == 0 and "Converged" in events.stdout
+    assert events.stdout.split()[:5] == ["AT", "KIND", "REPLICA", "REASON", "MESSAGE"]
+    launched = [line.split() for line in events.stdout.splitlines() if " Launched " in line]
+    assert launched and all(row[3].startswith("echo-cli-") for row in launched)  # the replica
     assert berth(server, "stop", "echo-cli").returncode == 0
     assert berth(server, "wait", "echo-cli", "--for", "DISABLED", "--timeout", "20").returncode == 0
     assert berth(server, "start", "echo-cli").returncode == 0
     assert berth(server, "restart", "echo-cli").returncode == 0
-    assert berth(server, "rm", "echo-cli").returncode == 0
+    removed = berth(server, "rm", "echo-cli")
+    assert removed.returncode == 0, removed.stdout + removed.stderr
+    assert removed.stdout.splitlines()[-1].startswith(f"echo-cli: deleted (id {got['id']}), task ")
+    assert "address" not in removed.stdout
     got = json.loads(berth(server, "get", "echo-cli", "-o", "json").stdout)
     assert got["status"] == "DELETED"
 

@@ -60,8 +60,9 @@ def test_rolling_update_never_has_fewer_than_two_ready(api: Api) -> None:
     new = api.serving("echo-roll")
     assert len(new) == 2 and not ({r["id"] for r in new} & set(old))
     assert all(r["generation"] == 2 for r in new)
-    for r in new:  # the new environment reached the model server process
-        envs = [p.environ().get("MODEL_VERSION") for p in psutil.Process(r["pid"]).children()]
+    for replica in new:  # the new environment reached the model server process
+        children = psutil.Process(replica["pid"]).children()
+        envs = [p.environ().get("MODEL_VERSION") for p in children]
         assert envs == ["2"]
     assert not any(psutil.pid_exists(pid) for pid in old.values())
 

@@ -17,6 +17,7 @@ import gcore
 import pytest
 from cryptography.fernet import Fernet
 from gcore import Gcore
+from gcore.types.cloud.inference.secret_create_params import Data
 
 from tests.e2e.harness import BerthServer
 
@@ -95,7 +96,7 @@ def test_sdk_registry_credentials_lifecycle(sdk: Gcore, server: BerthServer) -> 
 
 def test_sdk_secrets_lifecycle(sdk: Gcore, server: BerthServer) -> None:
     secrets = sdk.cloud.inference.secrets
-    data = {"aws_access_key_id": "AKIAE2EEXAMPLE", "aws_secret_access_key": AWS_SECRET}
+    data: Data = {"aws_access_key_id": "AKIAE2EEXAMPLE", "aws_secret_access_key": AWS_SECRET}
     raw = secrets.with_raw_response.create(name="aws-dev", type="aws-iam", data=data)
     assert AWS_SECRET not in raw.text()
     created = raw.parse()
@@ -107,14 +108,14 @@ def test_sdk_secrets_lifecycle(sdk: Gcore, server: BerthServer) -> None:
     assert AWS_SECRET not in secrets.with_raw_response.list().text()
     assert AWS_SECRET.encode() not in bytes_on_disk(server.data_dir)
 
-    rotated = {"aws_access_key_id": "AKIAROTATED", "aws_secret_access_key": "rotated-e2e-key"}
+    rotated: Data = {"aws_access_key_id": "AKIAROTATED", "aws_secret_access_key": "rotated-e2e-key"}
     replaced = secrets.replace("aws-dev", type="aws-iam", data=rotated)
     assert replaced.data.aws_access_key_id == "AKIAROTATED"
     assert replaced.data.aws_secret_access_key == MASK
     assert b"rotated-e2e-key" not in bytes_on_disk(server.data_dir)
 
     with pytest.raises(gcore.BadRequestError) as unknown:
-        secrets.create(name="gcp", type="gcp-sa", data=data)  # type: ignore[arg-type]
+        secrets.create(name="gcp", type="gcp-sa", data=data)
     assert "aws-iam" in unknown.value.response.text
     with pytest.raises(gcore.ConflictError):
         secrets.create(name="aws-dev", type="aws-iam", data=data)

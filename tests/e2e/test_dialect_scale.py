@@ -3,23 +3,30 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, cast
 
 import httpx
 import pytest
 import scale_gp_beta
 from scale_gp_beta import SGPClient
+from scale_gp_beta.types import InferenceCreateResponse
+from scale_gp_beta.types.launch_vendor_configuration_param import (
+    LaunchVendorConfigurationParam,
+    ModelImage,
+)
 
 from tests.e2e.harness import BerthServer, wait_for
 
 ACCOUNT = "acct-scale"
 
 
-def echo_config(**image: Any) -> Any:
-    return {"model_image": {"registry": "", "repository": "catalog/echo", "tag": "",
-                            "command": [], "predict_route": "/predict",
-                            "healthcheck_route": "/healthz", "readiness_delay": 0,
-                            "env_vars": {"MODE": "a"}, **image},
+def echo_config(**image: Any) -> LaunchVendorConfigurationParam:
+    """A launch vendor configuration running catalog/echo; `image` overrides ModelImage fields."""
+    model_image = cast(ModelImage, {
+        "registry": "", "repository": "catalog/echo", "tag": "", "command": [],
+        "predict_route": "/predict", "healthcheck_route": "/healthz", "readiness_delay": 0,
+        "env_vars": {"MODE": "a"}, **image})
+    return {"model_image": model_image,
             "model_infra": {"endpoint_type": "sync", "cpus": "1", "memory": "256Mi",
                             "min_workers": 1, "max_workers": 2, "per_worker": 4,
                             "labels": {"team": "ml"}}}
@@ -31,6 +38,12 @@ def sdk(server: BerthServer) -> Iterator[SGPClient]:
                        max_retries=0, _strict_response_validation=True)
     yield client
     client.close()
+
+
+def echoed(answer: InferenceCreateResponse) -> object:
+    """What catalog/echo echoed back in a generic inference answer (or one stream chunk)."""
+    assert isinstance(answer.response, dict), answer
+    return answer.response["echo"]
 
 
 def _ready(sdk: SGPClient, model_id: str) -> Any:
@@ -53,7 +66,7 @@ def test_sdk_launch_model_lifecycle(sdk: SGPClient, server: BerthServer) -> None
     assert ready.vendor_configuration.image.repository == "catalog/echo"
     answer = sdk.inference.create(model="launch/echo-model", args={"via": "scale"})
     assert answer.object == "generic_inference"
-    assert answer.response["echo"] == {"via": "scale"}  # type: ignore[index,call-overload]
+    assert echoed(answer) == {"via": "scale"}
 
     patched = sdk.models.update(created.id, model={"model_metadata": {}})  # seed 004's body
     assert patched.metadata == {} and patched.status == "ready"
@@ -65,8 +78,7 @@ def test_sdk_launch_model_lifecycle(sdk: SGPClient, server: BerthServer) -> None
         dep = http.get(native).json()["items"][0]
         assert dep["envs"] == {"MODE": "b"} and dep["generation"] >= 2
     _ready(sdk, created.id)
-    assert sdk.inference.create(model="launch/echo-model", args={"n": 2}).response[
-        "echo"] == {"n": 2}  # type: ignore[index,call-overload]
+    assert echoed(sdk.inference.create(model="launch/echo-model", args={"n": 2})) == {"n": 2}
 
     renamed = sdk.models.update(created.id, model={"name": "echo-renamed"})
     assert renamed.name == "echo-renamed"

@@ -6,15 +6,16 @@ from __future__ import annotations
 import itertools
 import time
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, cast
 
 import pytest
 import scale_gp_beta
 from scale_gp_beta import SGPClient, Stream
 from scale_gp_beta.types import InferenceResponseChunk
+from scale_gp_beta.types.model_create_params import ModelLaunchModelCreateRequest
 
 from tests.e2e.harness import BerthServer, wait_for
-from tests.e2e.test_dialect_scale import ACCOUNT, echo_config
+from tests.e2e.test_dialect_scale import ACCOUNT, echo_config, echoed
 
 DELAY = 0.3  # seconds between the echo model's stream events (ECHO_DELAY_MS)
 
@@ -37,9 +38,11 @@ def streamer(sdk: SGPClient) -> str:
     config = echo_config(streaming_predict_route="/predict/stream",
                          env_vars={"ECHO_DELAY_MS": str(int(DELAY * 1000))})
     config["model_infra"] |= {"endpoint_type": "streaming", "max_workers": 1}
-    created = sdk.models.create(model={"name": "streamer", "model_vendor": "launch",
-                                       "model_type": "chat_completion",
-                                       "vendor_configuration": config})
+    # The SDK types a launch model as model_type "generic" only; this one serves chat too.
+    model = cast(ModelLaunchModelCreateRequest, {
+        "name": "streamer", "model_vendor": "launch", "model_type": "chat_completion",
+        "vendor_configuration": config})
+    created = sdk.models.create(model=model)
 
     def ready() -> bool:
         model = sdk.models.retrieve(created.id)
@@ -71,15 +74,14 @@ def test_streamed_inference_relays_each_event_as_it_comes(sdk: SGPClient,
         arrivals = _timed(iter(stream))
     chunks = [chunk for _, chunk in arrivals]
     assert [c.object for c in chunks] == ["generic_inference.chunk"] * 3
-    assert [c.response["echo"] for c in chunks] == [  # type: ignore[index]
+    assert [echoed(c) for c in chunks] == [
         {"a": 1}, {"b": [2]}, {"c": "three"}]
     _spread(arrivals)
     # `stream` inside args works too (and reaches the model).
     with sdk.post("/v5/inference", body={"model": streamer, "args": {"stream": True}},
                   cast_to=InferenceResponseChunk, stream=True,
                   stream_cls=Stream[InferenceResponseChunk]) as stream:
-        assert [c.response["echo"] for c in stream] == [  # type: ignore[index]
-            {"stream": True}]
+        assert [echoed(c) for c in stream] == [{"stream": True}]
 
 
 def test_streaming_needs_a_streaming_route(sdk: SGPClient, streamer: str) -> None:
@@ -91,11 +93,11 @@ def test_streaming_needs_a_streaming_route(sdk: SGPClient, streamer: str) -> Non
 
 
 def test_chat_completions(sdk: SGPClient, streamer: str) -> None:
-    messages = [{"role": "system", "content": "echo"},
-                {"role": "user", "content": "hello from berth"}]
+    messages: list[dict[str, object]] = [{"role": "system", "content": "echo"},
+                                         {"role": "user", "content": "hello from berth"}]
     answer = sdk.chat.completions.create(model=streamer, messages=messages)
-    assert answer.object == "chat.completion"  # type: ignore[union-attr]
-    assert answer.choices[0].message.content == "hello from berth"  # type: ignore[union-attr]
+    assert answer.object == "chat.completion"
+    assert answer.choices[0].message.content == "hello from berth"
     assert answer.model == "streamer" and answer.usage is not None
 
     stream = sdk.chat.completions.create(model=streamer, messages=messages, stream=True)

@@ -57,7 +57,9 @@ def _status(sdk: tir.EndPoints, endpoint_id: int) -> str:
 def _plan(sdk: tir.EndPoints) -> str:
     skus = sdk.list_plans("custom")
     assert skus["CPU"], skus
-    return cpu_plan_short_code(skus["CPU"][0])
+    code = cpu_plan_short_code(skus["CPU"][0])
+    assert isinstance(code, str), code
+    return code
 
 
 def test_sdk_lifecycle(sdk: tir.EndPoints, server: BerthServer) -> None:

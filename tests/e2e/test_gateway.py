@@ -20,7 +20,7 @@ from tests.e2e.harness import Api, BerthServer, create_key, echo_spec, metric, w
 HEADERS_SERVER = str(Path(__file__).parent / "servers" / "headers.py")
 
 
-def post(url: str, body: Any = None, timeout: float = 30, **headers: str) -> httpx.Response:
+def post(url: str, body: Any = None, timeout: float = 30, /, **headers: str) -> httpx.Response:
     return httpx.post(url, json=body if body is not None else {"x": 1}, headers=headers,
                       timeout=timeout)
 
@@ -201,7 +201,7 @@ def test_client_disconnect_frees_the_slot_at_once(api: Api, server: BerthServer)
     api.task(api.create(spec)["task_id"])
     url = f"{server.gateway}/e2e/hangup/predict"
     with contextlib.suppress(httpx.TimeoutException):
-        post(url, timeout=0.3)
+        post(url, None, 0.3)
     wait_for(lambda: metric(server.gateway, "berth_gateway_inflight_requests",
                             deployment="hangup") == 0, 1, 0.02, "the slot to be freed")
     assert post(url).status_code == 200  # with a zero queue this needs the free slot
@@ -318,13 +318,13 @@ def test_a_deployment_no_replica_can_serve_is_answered_503_at_once(api: Api,
     timeout (10 s) is far shorter."""
     api.task(api.create(echo_spec("nothing", 0))["task_id"])  # scale {min 0, max 0}
     url = f"{server.gateway}/e2e/nothing/predict"
-    r = post(url, timeout=10)
+    r = post(url, None, 10)
     assert r.status_code == 503 and "retry-after" not in r.headers
     assert r.json()["error"] == {"code": "unavailable", "message": "deployment e2e/nothing is "
                                  "scaled to max 0; no replica can serve it"}
     api.task(api.create(echo_spec("parked", 1))["task_id"])
     assert post(f"{server.gateway}/e2e/parked/predict").status_code == 200
     api.task(api.act("parked", "stop"))
-    r = wait_for(lambda: (a := post(f"{server.gateway}/e2e/parked/predict", timeout=10))
+    r = wait_for(lambda: (a := post(f"{server.gateway}/e2e/parked/predict", None, 10))
                  .status_code == 503 and a, 15, what="the stopped deployment's 503")
     assert "is stopped" in r.json()["error"]["message"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import concurrent.futures as cf
+import functools
 import os
 import subprocess
 import sys
@@ -42,6 +43,11 @@ def _up(url: str) -> bool:
         return False
 
 
+def _answers(base: str, key: str, status: int) -> bool:
+    return httpx.post(f"{base}/e2e/twice/predict", json={"k": 1},
+                      headers={"Authorization": f"Bearer {key}"}).status_code == status
+
+
 def test_second_gateway_serves_and_honours_key_deletion(pair: tuple[BerthServer, str]) -> None:
     srv, gateway = pair
     with srv.client() as http:
@@ -49,17 +55,13 @@ def test_second_gateway_serves_and_honours_key_deletion(pair: tuple[BerthServer,
         key = create_key(http, "e2e", "shared")
         api.task(api.create(echo_spec("twice", 2, api_keys=["shared"]))["task_id"])
         for base in (srv.gateway, gateway):
-            wait_for(lambda base=base: httpx.post(
-                f"{base}/e2e/twice/predict", json={"k": 1},
-                headers={"Authorization": f"Bearer {key}"}).status_code == 200, 5,
-                what=f"{base} to route the deployment")
+            wait_for(functools.partial(_answers, base, key, 200), 5,
+                     what=f"{base} to route the deployment")
         assert http.delete("/v1/projects/e2e/api-keys/shared").status_code == 204
         deleted = time.monotonic()
         for base in (srv.gateway, gateway):
-            wait_for(lambda base=base: httpx.post(
-                f"{base}/e2e/twice/predict", json={},
-                headers={"Authorization": f"Bearer {key}"}).status_code == 401, 1.0, 0.05,
-                what=f"{base} to refuse the deleted key")
+            wait_for(functools.partial(_answers, base, key, 401), 1.0, 0.05,
+                     what=f"{base} to refuse the deleted key")
         assert time.monotonic() - deleted < 1.0
 
 

@@ -27,8 +27,8 @@ def test_server_kill9_restart_converges_without_duplicates(fresh_server: BerthSe
         assert {r["id"]: r["pid"] for r in api.serving("echo-survive")} == before
         assert api.get("echo-parked")["status"] == "DISABLED"
         wait_for(lambda: len(srv.replica_processes()) == 4, 5, what="exactly two replicas")
-        for r in api.serving("echo-survive"):
-            assert predict(r["port"], {"after": "restart"})["replica"] == r["id"]
+        for replica in api.serving("echo-survive"):
+            assert predict(replica["port"], {"after": "restart"})["replica"] == replica["id"]
         # Updates still roll after the restart.
         r = api.http.patch(f"{api.base}/echo-survive", json={"envs": {"AFTER": "1"}})
         assert api.task(r.json()["task_id"])["state"] == "FINISHED"

@@ -15,6 +15,7 @@ import typer
 import yaml
 from rich.console import Console, RenderableType
 
+from berth.cli.helptext import Command
 from berth.client import (
     BerthAPIError,
     BerthClient,
@@ -75,16 +76,20 @@ class OutputFormat(StrEnum):
     YAML = "yaml"
 
 
-NameArg = Annotated[str, typer.Argument(help="Deployment name.", show_default=False)]
+NameArg = Annotated[
+    str, typer.Argument(help="Deployment name.", show_default=False, metavar="NAME")
+]
 WaitOpt = Annotated[
     bool, typer.Option("--wait/--no-wait", help="Wait until the change has converged.")
 ]
-TimeoutOpt = Annotated[float, typer.Option("--timeout", min=0, help="Seconds to wait at most.")]
+TimeoutOpt = Annotated[
+    float, typer.Option("--timeout", min=0, metavar="SECONDS", help="Seconds to wait at most.")
+]
 IfMatchOpt = Annotated[
     int | None,
     typer.Option(
-        "--if-match", show_default=False,
-        help="Only apply if the deployment is still at this generation (else HTTP 412).",
+        "--if-match", show_default=False, metavar="N",
+        help="Only apply if the deployment is still at generation N (else HTTP 412).",
     ),
 ]
 OutputOpt = Annotated[
@@ -142,7 +147,7 @@ def handled(func: Callable[P, None]) -> Callable[P, None]:
 def register(
     app: typer.Typer, func: Callable[..., None], name: str | None = None, hidden: bool = False
 ) -> None:
-    app.command(name=name, hidden=hidden)(handled(func))
+    app.command(name=name, hidden=hidden, cls=Command)(handled(func))
 
 
 def dump(data: Any, fmt: OutputFormat) -> None:

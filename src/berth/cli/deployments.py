@@ -18,7 +18,7 @@ from berth.domain.status import DeploymentStatus
 FileOpt = Annotated[
     str,
     typer.Option(
-        "--file", "-f", show_default=False,
+        "--file", "-f", show_default=False, metavar="FILE",
         help="Deployment spec, YAML or JSON; '-' reads stdin.",
     ),
 ]
@@ -124,7 +124,14 @@ def restart(ctx: typer.Context, name: NameArg, replica: ReplicaOpt = None, wait:
         _finish(client, accepted, "restarting", wait, timeout)
 
 
-rm = _action("deleting", BerthClient.delete, "Delete a deployment (alias: delete).")
+def rm(ctx: typer.Context, name: NameArg, wait: WaitOpt = True,
+       timeout: TimeoutOpt = 600.0) -> None:
+    """Delete a deployment and stop its replicas (alias: delete)."""
+    with common.open_client(ctx) as client:
+        accepted = client.delete(name)
+        waiting.announce(accepted, "deleting")
+        if wait:
+            waiting.wait_for_delete(client, accepted, timeout)
 
 
 ForOpt = Annotated[

@@ -10,14 +10,17 @@ import typer
 from berth.cli import common, render
 from berth.cli.common import OutputFormat, OutputOpt
 
-KeyArg = Annotated[str, typer.Argument(help="API key name.", show_default=False)]
+KeyArg = Annotated[
+    str, typer.Argument(help="API key name.", show_default=False, metavar="NAME")
+]
 
 
 def key_create(
     ctx: typer.Context,
     name: KeyArg,
     description: Annotated[
-        str, typer.Option("--description", "-d", help="What or who the key is for.")
+        str, typer.Option("--description", "-d", metavar="TEXT",
+                            help="What or who the key is for.")
     ] = "",
     expires_at: Annotated[
         str | None,

@@ -8,10 +8,12 @@ from typing import Annotated
 import typer
 
 from berth.cli import common, deployments, keys, observe
+from berth.cli.helptext import Group
 from berth.client import DEFAULT_PROJECT, DEFAULT_URL
 
 app = typer.Typer(
     name="berth",
+    cls=Group,
     help="Run model inference endpoints on your own machines.",
     no_args_is_help=True,
     add_completion=False,
@@ -23,23 +25,25 @@ app = typer.Typer(
 def root(
     ctx: typer.Context,
     url: Annotated[
-        str, typer.Option("--url", envvar="BERTH_URL", help="Berth API address.")
+        str, typer.Option("--url", envvar="BERTH_URL", metavar="URL", help="Berth API address.")
     ] = DEFAULT_URL,
     token: Annotated[
         str | None,
         typer.Option(
-            "--token", envvar="BERTH_TOKEN", show_default=False,
+            "--token", envvar="BERTH_TOKEN", show_default=False, metavar="TOKEN",
             help="API token; default: the admin-token file in --data-dir.",
         ),
     ] = None,
     data_dir: Annotated[
         Path,
         typer.Option(
-            "--data-dir", envvar="BERTH_DATA_DIR", help="The server's data directory."
+            "--data-dir", envvar="BERTH_DATA_DIR", metavar="DIR",
+            help="The server's data directory.",
         ),
     ] = Path(".berth"),
     project: Annotated[
-        str, typer.Option("--project", "-p", envvar="BERTH_PROJECT", help="Project.")
+        str, typer.Option("--project", "-p", envvar="BERTH_PROJECT", metavar="NAME",
+                          help="Project.")
     ] = DEFAULT_PROJECT,
 ) -> None:
     """Run model inference endpoints on your own machines."""
@@ -50,24 +54,30 @@ def serve(
     ctx: typer.Context,
     data_dir: Annotated[
         Path | None,
-        typer.Option("--data-dir", show_default=False,
+        typer.Option("--data-dir", show_default=False, metavar="DIR",
                      help="Where state, logs and the admin token live (default: global)."),
     ] = None,
-    host: Annotated[str, typer.Option("--host", help="API listen address.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option("--port", min=0, max=65535, help="API port.")] = 8000,
+    host: Annotated[
+        str, typer.Option("--host", metavar="HOST", help="API listen address.")
+    ] = "127.0.0.1",
+    port: Annotated[
+        int, typer.Option("--port", min=0, max=65535, metavar="PORT", help="API port.")
+    ] = 8000,
     gateway_port: Annotated[
-        int, typer.Option("--gateway-port", min=0, max=65535, help="Inference gateway port.")
+        int, typer.Option("--gateway-port", min=0, max=65535, metavar="PORT",
+                          help="Inference gateway port.")
     ] = 8001,
     domain: Annotated[
-        str | None, typer.Option("--domain", help="Also route {deployment}.{project}.DOMAIN.")
+        str | None, typer.Option("--domain", metavar="DOMAIN",
+                                   help="Also route the host DEPLOYMENT.PROJECT.DOMAIN.")
     ] = None,
     region_id: Annotated[
-        int, typer.Option("--region-id", min=1, envvar="BERTH_REGION_ID",
+        int, typer.Option("--region-id", min=1, envvar="BERTH_REGION_ID", metavar="N",
                           help="This machine's region number in APIs that name regions by "
                                "number (Gcore's region_id).")
     ] = 1,
 ) -> None:
-    """Run the API, controller, autoscaler and gateway in this process."""
+    """Run the API, the controller and the inference gateway in this process."""
     from berth.settings import Settings
 
     settings = Settings(
@@ -87,17 +97,22 @@ def gateway(
     ctx: typer.Context,
     data_dir: Annotated[
         Path | None,
-        typer.Option("--data-dir", show_default=False,
+        typer.Option("--data-dir", show_default=False, metavar="DIR",
                      help="Data directory of the store (default: global)."),
     ] = None,
     database_url: Annotated[
-        str, typer.Option("--database-url", envvar="BERTH_DATABASE_URL",
+        str, typer.Option("--database-url", envvar="BERTH_DATABASE_URL", metavar="URL",
                           help="The store, if not the data directory's SQLite file.")
     ] = "",
-    host: Annotated[str, typer.Option("--host", help="Listen address.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option("--port", min=0, max=65535, help="Port.")] = 8001,
+    host: Annotated[
+        str, typer.Option("--host", metavar="HOST", help="Listen address.")
+    ] = "127.0.0.1",
+    port: Annotated[
+        int, typer.Option("--port", min=0, max=65535, metavar="PORT", help="Port.")
+    ] = 8001,
     domain: Annotated[
-        str | None, typer.Option("--domain", help="Also route {deployment}.{project}.DOMAIN.")
+        str | None, typer.Option("--domain", metavar="DOMAIN",
+                                   help="Also route the host DEPLOYMENT.PROJECT.DOMAIN.")
     ] = None,
 ) -> None:
     """Run the inference gateway alone (several can run side by side on one store)."""

@@ -14,7 +14,8 @@ from berth.api.v1.models import LogLineOut
 from berth.cli import common, render
 from berth.cli.common import NameArg
 
-MAX_LINES = 100_000  # the most the server returns at once
+MAX_LINES = 100_000  # the most log lines the server returns at once
+MAX_EVENTS = 10_000  # the most events the server returns at once
 
 
 def replicas(ctx: typer.Context, name: NameArg) -> None:
@@ -30,7 +31,10 @@ def replicas(ctx: typer.Context, name: NameArg) -> None:
 def events(
     ctx: typer.Context,
     name: NameArg,
-    limit: Annotated[int, typer.Option("--limit", "-n", min=1, help="Events to show.")] = 50,
+    limit: Annotated[
+        int, typer.Option("--limit", "-n", min=1, max=MAX_EVENTS, metavar="N",
+                          help=f"Show the newest N events (at most {MAX_EVENTS}).")
+    ] = 50,
 ) -> None:
     """Show what happened to a deployment: scaling, rollouts, crashes, probes."""
     with common.open_client(ctx) as client:

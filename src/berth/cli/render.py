@@ -41,7 +41,7 @@ STATUS_STYLES: dict[str, str] = {
 }
 
 
-IDENTIFIERS = frozenset({"NAME", "ID"})
+IDENTIFIERS = frozenset({"NAME", "ID", "REPLICA"})
 
 
 def _table(*columns: str) -> Table:
@@ -179,9 +179,10 @@ def replicas_table(items: Iterable[ReplicaOut], now: datetime) -> Table:
 
 
 def events_table(items: Iterable[EventOut]) -> Table:
-    table = _table("AT", "KIND", "REASON", "MESSAGE")
+    table = _table("AT", "KIND", "REPLICA", "REASON", "MESSAGE")
     for e in items:
-        table.add_row(clock(e.at), Text(e.kind), Text(e.reason), Text(e.message))
+        table.add_row(clock(e.at), Text(e.kind), Text(_dash(e.replica_id)), Text(e.reason),
+                      Text(e.message))
     return table
 
 

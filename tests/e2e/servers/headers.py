@@ -11,7 +11,7 @@ class Handler(BaseHTTPRequestHandler):
 
     def _read_body(self) -> str:
         if "chunked" in (self.headers.get("transfer-encoding") or "").lower():
-            parts = []
+            parts: list[bytes] = []
             while True:
                 size = int(self.rfile.readline().split(b";")[0].strip(), 16)
                 if size == 0:

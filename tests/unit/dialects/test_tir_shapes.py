@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from e2enetworks.cloud.tir.helpers import (  # type: ignore[import-untyped]
+from e2enetworks.cloud.tir.helpers import (
     cpu_plan_short_code,
     gpu_plan_short_code,
     plan_to_sku_id,

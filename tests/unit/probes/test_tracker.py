@@ -3,7 +3,7 @@ from berth.probes.tracker import ProbeKind, ProbeTracker, verdict
 
 
 def probe(**kw: float) -> Probe:
-    return Probe(tcp_socket=TcpSocketAction(), **kw)  # type: ignore[arg-type]
+    return Probe(tcp_socket=TcpSocketAction(), **kw)
 
 
 def test_initial_delay_and_period() -> None:

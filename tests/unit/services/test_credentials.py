@@ -22,8 +22,9 @@ PASSWORD = "hunter2-registry-pa55"
 AWS_SECRET = "wJalrXUtnFEMI-K7MDENG-bPxRfiCYEXAMPLEKEY"
 REGISTRY = {"name": "dockerhub", "registry_url": "registry.example.com:5000",
             "username": "robot", "password": PASSWORD}
-AWS = {"name": "aws-dev", "type": "aws-iam",
-       "data": {"aws_access_key_id": "AKIAEXAMPLE", "aws_secret_access_key": AWS_SECRET}}
+AWS: dict[str, Any] = {
+    "name": "aws-dev", "type": "aws-iam",
+    "data": {"aws_access_key_id": "AKIAEXAMPLE", "aws_secret_access_key": AWS_SECRET}}
 
 
 class Clock:
