@@ -42,8 +42,7 @@ def require_api_key(request: Request) -> None:
 
 
 def find_models(request: Request, in_project: str, **data: Any) -> list[DialectRecord]:
-    with state.deployments(request).store.read() as tx:
-        return tx.dialect_records.find(DIALECT, KIND, project=in_project, **data)
+    return state.dialect_records(request).find(DIALECT, KIND, project=in_project, **data)
 
 
 def deployment_of(request: Request, rec: DialectRecord) -> Deployment | None:
