@@ -30,9 +30,7 @@ def flavor_id(name: str) -> str:
 
 
 def _instance(request: Request, instance_id: str) -> Deployment:
-    svc = state.deployments(request)
-    with svc.store.read() as tx:
-        d = tx.deployments.get(instance_id)
+    d = state.deployments(request).by_id(instance_id)
     if d is None or d.status == DeploymentStatus.DELETED:
         raise NotFound(f"inference instance {instance_id!r} not found")
     return d
