@@ -83,6 +83,16 @@ class DeploymentService:
         with self.store.read() as tx:
             return self._find(tx, project, name, include_deleted=True)
 
+    def by_id(self, deployment_id: str) -> Deployment | None:
+        """The deployment with this id (deleted ones too), else None."""
+        with self.store.read() as tx:
+            return tx.deployments.get(deployment_id)
+
+    def gpus_in_use(self) -> set[int]:
+        """The GPU indexes held by any replica, of every project."""
+        with self.store.read() as tx:
+            return {i for r in tx.replicas.all() for i in r.gpus}
+
     def page(
         self, project: str, *, limit: int | None = None, offset: int = 0,
         include_deleted: bool = False,

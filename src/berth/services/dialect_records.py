@@ -44,17 +44,43 @@ class RecordDelete:
     key: str
 
 
-RecordChange = RecordWrite | RecordDelete
+@dataclass(frozen=True)
+class RecordClaim:
+    """Write `lock` (taking its key) with the change, unless a record of (dialect, kind) in
+    the lock's project whose data has the `match` values still holds what it locks:
+    `holds(other, other's deployment or None)`, the deployment named by its data field
+    `deployment_field`. Then the whole change is refused with `refused(other)`. The check and
+    the write are in the change's transaction (serialised on SQLite; on PostgreSQL concurrent
+    claims collide on the lock's key)."""
+
+    lock: RecordWrite
+    match: dict[str, Any]
+    holds: Callable[[DialectRecord, Deployment | None], bool]
+    refused: Callable[[DialectRecord], Exception]
+    kind: str = ""  # the kind of the records that may hold it; "": the lock's own kind
+    deployment_field: str = "name"
+
+
+RecordChange = RecordWrite | RecordDelete | RecordClaim
 
 
 def apply_records(tx: Tx, changes: Sequence[RecordChange], d: Deployment, task: Task,
                   now: datetime) -> list[DialectRecord]:
     """Apply a change's record items inside its transaction; the records written."""
     written: list[DialectRecord] = []
-    for item in changes:
-        if isinstance(item, RecordDelete):
-            tx.dialect_records.delete(item.dialect, item.kind, item.key)
+    for change in changes:
+        if isinstance(change, RecordDelete):
+            tx.dialect_records.delete(change.dialect, change.kind, change.key)
             continue
+        item = change.lock if isinstance(change, RecordClaim) else change
+        if isinstance(change, RecordClaim):
+            project = item.project or d.project
+            for other in tx.dialect_records.find(item.dialect, change.kind or item.kind,
+                                                 project=project, **change.match):
+                name = other.data.get(change.deployment_field)
+                held = tx.deployments.by_name(project, name) if name else None
+                if change.holds(other, held):
+                    raise change.refused(other)
         key = item.key if item.key is not None else str(
             tx.dialect_records.next_number(item.dialect, item.kind))
         data = item.data(d, task) if callable(item.data) else item.data

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from berth.store.dialect_records import DialectRecord, DialectRecordRepo
 from tests.unit.dialects.test_gcore_routes import App
 from tests.unit.dialects.test_tir_shapes import b64, sdk_body
 
@@ -107,3 +108,28 @@ def test_the_openapi_document_has_the_tir_request_schemas(app: App) -> None:
                 "{inference_id}/"]["put"]
     schema = put["requestBody"]["content"]["application/json"]["schema"]
     assert "update_async_configuration" in str(schema["properties"]["action"])
+
+
+def test_a_record_write_that_fails_leaves_no_endpoint_deployment(
+        app: App, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The numbered record is written in the create's transaction: if it fails, the
+    deployment is not created either (no deployment the dialect cannot see)."""
+    def fail(self: DialectRecordRepo, r: DialectRecord) -> None:
+        raise RuntimeError("record write failed")
+    monkeypatch.setattr(DialectRecordRepo, "put", fail)
+    assert app.http.post(f"{BASE}/", json=sdk_body()).status_code == 500
+    with app.store.read() as tx:
+        assert tx.deployments.by_name("tir-1-2", "my-echo") is None
+    monkeypatch.undo()
+    number = created(app)
+    assert app.http.get(f"{BASE}/{number}/").status_code == 200
+
+
+def test_a_refused_patch_leaves_the_record_unchanged(app: App) -> None:
+    number = created(app)
+    before = app.http.get(f"{BASE}/{number}/").json()["data"]
+    answer = app.http.put(f"{BASE}/{number}/", json={
+        "action": "update_auto_scale",
+        "auto_scale_policy": {"min_replicas": 3, "max_replicas": 1, "rules": []}})
+    assert answer.status_code == 400, answer.text
+    assert app.http.get(f"{BASE}/{number}/").json()["data"] == before

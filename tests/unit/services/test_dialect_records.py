@@ -8,10 +8,15 @@ from typing import Any
 
 import pytest
 
-from berth.domain.errors import Conflict, SpecInvalid
+from berth.domain.errors import Conflict, NotFound, SpecInvalid
 from berth.domain.records import Deployment, Task
 from berth.services.deployments import DeploymentService
-from berth.services.dialect_records import DialectRecordService, RecordDelete, RecordWrite
+from berth.services.dialect_records import (
+    DialectRecordService,
+    RecordClaim,
+    RecordDelete,
+    RecordWrite,
+)
 from berth.store.dialect_records import DialectRecord
 from berth.store.engine import Store
 from tests.fakes.builders import T0, facts
@@ -92,3 +97,25 @@ def test_records_of_no_change(records: DialectRecordService) -> None:
     assert [r.key for r in records.find("foundry", "model", name="b")] == ["ri.2"]
     assert records.delete("foundry", "model", "ri.1")
     assert not records.delete("foundry", "model", "ri.1")
+
+
+def _claim(holds: bool) -> RecordClaim:
+    lock = RecordWrite("d", "lock", {"holder": "new"}, key="branch-1")
+    return RecordClaim(lock, {"branch": "1"}, lambda other, d: holds and d is not None,
+                       lambda other: Conflict(f"held by {other.key}"), kind="live")
+
+
+def test_a_claim_held_by_another_record_refuses_the_whole_change(
+        svc: DeploymentService, records: DialectRecordService) -> None:
+    svc.create("p", SPEC, records=[RecordWrite("d", "live", {"name": "echo", "branch": "1"},
+                                               key="old")])
+    other = SPEC | {"name": "echo2"}
+    with pytest.raises(Conflict, match="held by old"):
+        svc.create("p", other, records=[_claim(True), RecordWrite("d", "live", {}, key="new")])
+    with pytest.raises(NotFound):  # the name was not taken
+        svc.get("p", "echo2")
+    assert records.get("d", "lock", "branch-1") is None
+    assert records.get("d", "live", "new") is None
+    change = svc.create("p", other, records=[_claim(False),
+                                             RecordWrite("d", "live", {}, key="new")])
+    assert [r.key for r in change.records] == ["branch-1", "new"]

@@ -7,14 +7,16 @@ here, so the dialect's own error renderer answers, naming the field.
 
 from __future__ import annotations
 
-from typing import Any, TypeVar
+import functools
+from typing import Any, TypeVar, cast
 
-from pydantic import TypeAdapter, ValidationError
+from pydantic import BaseModel, TypeAdapter, ValidationError
 
-from berth.domain.errors import SpecInvalid
+from berth.domain.errors import SpecInvalid, Violation
 from berth.domain.validation import violations_from
 
 T = TypeVar("T")
+M = TypeVar("M", bound=BaseModel)
 
 
 def parse(adapter: TypeAdapter[T], data: Any, *, prefix: tuple[str, ...] = (),
@@ -53,3 +55,21 @@ def request_body(adapter: TypeAdapter[Any]) -> dict[str, Any]:
     defs = schema.pop("$defs", {})
     return {"requestBody": {"required": True, "content": {
         "application/json": {"schema": _inline(schema, defs)}}}}
+
+
+@functools.cache
+def _adapter(model: type[BaseModel]) -> TypeAdapter[Any]:
+    return TypeAdapter(model)
+
+
+def parse_object(model: type[M], body: Any) -> M:
+    """A JSON-object body as `model`; SpecInvalid naming each broken field (`body` when the
+    body is no object)."""
+    if not isinstance(body, dict):
+        raise SpecInvalid([Violation("body", "type", "the request body must be a JSON object")])
+    return cast(M, parse(_adapter(model), body))
+
+
+def model_body(model: type[BaseModel]) -> dict[str, Any]:
+    """`openapi_extra` declaring `model` as the route's JSON request body."""
+    return request_body(_adapter(model))

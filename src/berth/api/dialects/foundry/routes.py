@@ -1,7 +1,7 @@
 """Foundry's models and live-deployments endpoints, translated onto Berth's services.
 
 All Foundry objects live in the Berth project `foundry`; models and the live-deployment
-RID <-> Berth deployment mapping are kept in the store's dialect records.
+RID <-> Berth deployment mapping are kept as dialect records, through the services.
 """
 
 from __future__ import annotations
@@ -59,8 +59,8 @@ from berth.api.relay import timeout as relay_timeout
 from berth.domain.errors import BerthError, Forbidden, NotFound, SpecInvalid
 from berth.domain.records import Deployment
 from berth.domain.status import DeploymentStatus
+from berth.services.dialect_records import RecordChange, RecordClaim, RecordWrite
 from berth.store.dialect_records import DialectRecord
-from berth.store.engine import Store
 
 T = TypeVar("T")
 PREFIX = "/api/v2/models"
@@ -105,22 +105,15 @@ def render_error(exc: BerthError) -> JSONResponse:
     return JSONResponse(body, status_code=status)
 
 
-def _store(request: Request) -> Store:
-    store: Store = state.deployments(request).store
-    return store
-
-
 def _model(request: Request, rid: Any) -> DialectRecord:
-    with _store(request).read() as tx:
-        found = tx.dialect_records.get(DIALECT, MODEL_KIND, str(rid))
+    found = state.dialect_records(request).get(DIALECT, MODEL_KIND, str(rid))
     if found is None:
         raise model_not_found(str(rid))
     return found
 
 
 def _live(request: Request, rid: str) -> tuple[Deployment, DialectRecord]:
-    with _store(request).read() as tx:
-        record = tx.dialect_records.get(DIALECT, LIVE_KIND, rid)
+    record = state.dialect_records(request).get(DIALECT, LIVE_KIND, rid)
     if record is None:
         raise live_not_found(rid)
     try:
@@ -135,32 +128,25 @@ def _live(request: Request, rid: str) -> tuple[Deployment, DialectRecord]:
 def _put(request: Request, key: str, kind: str, data: dict[str, Any],
          created_at: datetime | None = None) -> DialectRecord:
     record = DialectRecord(DIALECT, kind, key, PROJECT, data, created_at or datetime.now(UTC))
-    with _store(request).write() as tx:
-        tx.dialect_records.put(record)
+    state.dialect_records(request).put([record])
     return record
 
 
-def _claim(request: Request, record: DialectRecord) -> None:
-    """Keep the live deployment's record, unless its model branch already has one. The
-    check and the write are one transaction (serialised on SQLite); the branch's own row is
-    rewritten in it too, so on PostgreSQL two concurrent claims collide on its key."""
+def _claim(record: DialectRecord) -> list[RecordChange]:
+    """The records a live deployment's create writes with it: its model branch's lock,
+    refused if another live record of the branch still holds it (checked in the create's
+    transaction; on PostgreSQL two concurrent claims collide on the lock's key), and the live
+    deployment's own record."""
     model_rid, branch = record.data["modelRid"], record.data["branch"]
-    lock = DialectRecord(DIALECT, BRANCH_KIND, branch_key(model_rid, branch), PROJECT,
-                         {"liveDeploymentRid": record.key}, record.created_at)
-    try:
-        with _store(request).write() as tx:
-            for other in tx.dialect_records.find(DIALECT, LIVE_KIND, project=PROJECT,
-                                                 modelRid=model_rid, branch=branch):
-                d = tx.deployments.by_name(PROJECT, other.data["name"])
-                if holds_branch(other.created_at, d, record.created_at):
-                    raise already_exists(model_rid, branch, other.key)
-            tx.dialect_records.put(lock)
-            tx.dialect_records.put(record)
-    except IntegrityError:
-        with _store(request).read() as tx:
-            winner = tx.dialect_records.get(DIALECT, BRANCH_KIND, lock.key)
-        rid = winner.data["liveDeploymentRid"] if winner else ""
-        raise already_exists(model_rid, branch, rid) from None
+    lock = RecordWrite(DIALECT, BRANCH_KIND, {"liveDeploymentRid": record.key},
+                       key=branch_key(model_rid, branch), project=PROJECT,
+                       created_at=record.created_at)
+    claim = RecordClaim(
+        lock, {"modelRid": model_rid, "branch": branch},
+        lambda other, d: holds_branch(other.created_at, d, record.created_at),
+        lambda other: already_exists(model_rid, branch, other.key), kind=LIVE_KIND)
+    return [claim, RecordWrite(DIALECT, LIVE_KIND, record.data, key=record.key,
+                               project=PROJECT, created_at=record.created_at)]
 
 
 def _parse(adapter: TypeAdapter[T], body: Any) -> T:
@@ -199,15 +185,15 @@ def create(request: Request, body: JsonBody) -> dict[str, Any]:
         "name": name, "modelRid": model.key, "branch": target.branch,
         "modelVersionRid": VERSION_RID + str(uuid.uuid4())} | _kept(config),
         state.deployments(request).clock())
-    _claim(request, record)
     try:
-        change = state.deployments(request).create(PROJECT, data)
-    except BaseException as exc:
-        with _store(request).write() as tx:
-            tx.dialect_records.delete(DIALECT, LIVE_KIND, rid)
-        if isinstance(exc, SpecInvalid):
-            raise translate(exc, config, state.facts(request)) from None
-        raise
+        change = state.deployments(request).create(PROJECT, data, records=_claim(record))
+    except SpecInvalid as exc:
+        raise translate(exc, config, state.facts(request)) from None
+    except IntegrityError:  # a concurrent claim of the branch won
+        winner = state.dialect_records(request).get(
+            DIALECT, BRANCH_KIND, branch_key(model.key, target.branch))
+        raise already_exists(model.key, target.branch,
+                             winner.data["liveDeploymentRid"] if winner else "") from None
     return to_foundry(change.deployment, rid, record.data)
 
 
@@ -233,12 +219,13 @@ def replace(rid: str, request: Request, body: JsonBody) -> dict[str, Any]:
     if kept["sources"] != record.data.get("sources", []) and (
             d.status != DeploymentStatus.DISABLED):
         raise sources_locked(rid)
+    write = RecordWrite(DIALECT, LIVE_KIND, record.data | kept, key=rid, project=PROJECT,
+                        created_at=record.created_at)
     try:
-        change = state.deployments(request).replace(PROJECT, d.name, data)
+        change = state.deployments(request).replace(PROJECT, d.name, data, records=[write])
     except SpecInvalid as exc:
         raise translate(exc, config, state.facts(request)) from None
-    stored = _put(request, rid, LIVE_KIND, record.data | kept, record.created_at)
-    return to_foundry(change.deployment, rid, stored.data)
+    return to_foundry(change.deployment, rid, change.records[0].data)
 
 
 @router.post(LIVE + "/{rid}/start", dependencies=Preview, status_code=204)
@@ -307,8 +294,7 @@ def _live_of_model(request: Request, model_rid: str,
     query: dict[str, Any] = {"modelRid": model_rid}
     if branch is not None:
         query["branch"] = branch
-    with _store(request).read() as tx:
-        records = tx.dialect_records.find(DIALECT, LIVE_KIND, project=PROJECT, **query)
+    records = state.dialect_records(request).find(DIALECT, LIVE_KIND, project=PROJECT, **query)
     out = []
     for record in records:
         try:

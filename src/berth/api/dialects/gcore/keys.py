@@ -99,9 +99,7 @@ def capacity_of(flavor: Flavor, facts: PlatformFacts, gpus_in_use: set[int]) -> 
 @platform_fact
 def capacity(request: Request) -> dict[str, Any]:
     facts = state.facts(request)
-    deployments = state.deployments(request)
-    with deployments.store.read() as tx:
-        in_use = {i for r in tx.replicas.all() for i in r.gpus}
+    in_use = state.deployments(request).gpus_in_use()
     regions = [{"region_id": region_id(name, facts),
                 "capacity": [{"flavor_name": f.name, "capacity": capacity_of(f, facts, in_use)}
                              for f in facts.flavors]} for name in facts.regions]

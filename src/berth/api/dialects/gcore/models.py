@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from typing import Any, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
+from berth.api.dialects.request_schema import model_body, parse_object
 from berth.domain.errors import SpecInvalid, Violation
-from berth.domain.validation import violations_from
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -185,12 +185,7 @@ class SecretCreate(SecretReplace):
 
 def parse(model: type[M], body: Any) -> M:
     """The body as `model`, or SpecInvalid naming each broken field."""
-    if not isinstance(body, dict):
-        raise SpecInvalid([Violation("body", "type", "the request body must be a JSON object")])
-    try:
-        return model.model_validate(body)
-    except ValidationError as exc:
-        raise SpecInvalid(violations_from(exc)) from None
+    return parse_object(model, body)
 
 
 def check_project(request: GcoreModel, project_id: int) -> None:
@@ -203,18 +198,4 @@ def check_project(request: GcoreModel, project_id: int) -> None:
 
 def request_body(model: type[BaseModel]) -> dict[str, Any]:
     """`openapi_extra` declaring `model` as the JSON request body, its schema inlined."""
-    schema = model.model_json_schema(by_alias=True)
-    defs = schema.pop("$defs", {})
-
-    def inline(node: Any) -> Any:
-        if isinstance(node, dict):
-            ref = node.get("$ref")
-            if isinstance(ref, str) and ref.startswith("#/$defs/"):
-                return inline(defs[ref.removeprefix("#/$defs/")])
-            return {k: inline(v) for k, v in node.items()}
-        if isinstance(node, list):
-            return [inline(v) for v in node]
-        return node
-
-    return {"requestBody": {"required": True, "content": {
-        "application/json": {"schema": inline(schema)}}}}
+    return model_body(model)

@@ -35,9 +35,7 @@ def _missing(request: Request) -> NotFound:
 
 
 def _instance(request: Request, instance_id: str) -> Deployment:
-    svc = state.deployments(request)
-    with svc.store.read() as tx:
-        d = tx.deployments.get(instance_id)
+    d = state.deployments(request).by_id(instance_id)
     if d is None or d.status == DeploymentStatus.DELETED:
         raise _missing(request)
     return d

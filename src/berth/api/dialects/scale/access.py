@@ -44,8 +44,7 @@ require_api_key = Authorization(project=project, params=None, credentials=_crede
 
 
 def find_models(request: Request, in_project: str, **data: Any) -> list[DialectRecord]:
-    with state.deployments(request).store.read() as tx:
-        return tx.dialect_records.find(DIALECT, KIND, project=in_project, **data)
+    return state.dialect_records(request).find(DIALECT, KIND, project=in_project, **data)
 
 
 def deployment_of(request: Request, rec: DialectRecord) -> Deployment | None:

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import uuid
 from typing import Annotated, Any, Literal
 
@@ -29,6 +28,7 @@ from berth.api.dialects.scale.shapes import (
     to_scale,
 )
 from berth.domain.errors import BerthError, Conflict, NotFound, SpecInvalid, Violation
+from berth.services.dialect_records import RecordDelete, RecordWrite
 from berth.store.dialect_records import DialectRecord
 
 USER = "berth"  # Berth's control tokens are not users; every model shows this creator
@@ -57,8 +57,7 @@ def _region(request: Request) -> str:
 
 
 def _model(request: Request, project: str, model_id: str) -> DialectRecord:
-    with state.deployments(request).store.read() as tx:
-        rec = tx.dialect_records.get(DIALECT, KIND, model_id)
+    rec = state.dialect_records(request).get(DIALECT, KIND, model_id)
     if rec is None or rec.project != project:
         raise NotFound(f"model {model_id!r} not found")
     return rec
@@ -70,22 +69,24 @@ def _shape(request: Request, rec: DialectRecord) -> dict[str, Any]:
 
 
 def _put(request: Request, *records: DialectRecord) -> None:
-    with state.deployments(request).store.write() as tx:
-        for rec in records:
-            tx.dialect_records.put(rec)
+    """Records that change with no deployment change (a model with no deployment)."""
+    state.dialect_records(request).put(records)
 
 
 def _deploy(request: Request, rec_data: dict[str, Any], project: str,
-            vc: LaunchVendorConfiguration) -> None:
-    """Create or replace the model's deployment so that it runs this configuration."""
+            vc: LaunchVendorConfiguration, *records: DialectRecord) -> None:
+    """Create or replace the model's deployment so that it runs this configuration, writing
+    the model's records in the same transaction (a refused change writes none)."""
     name = rec_data["deployment"]
     native = to_native(name, rec_data["name"], vc, _region(request))
     svc = state.deployments(request)
+    writes = [RecordWrite(r.dialect, r.kind, r.data, key=r.key, project=r.project,
+                          created_at=r.created_at) for r in records]
     try:
         try:
-            svc.replace(project, name, native)
+            svc.replace(project, name, native, records=writes)
         except NotFound:
-            svc.create(project, native)
+            svc.create(project, native, records=writes)
     except SpecInvalid as exc:
         raise in_scale_terms(exc) from None
 
@@ -106,18 +107,21 @@ def create(request: Request, body: JsonBody) -> dict[str, Any]:
             raise SpecInvalid([Violation("model_vendor", "immutable", "the existing model is "
                                          f"served by {rec.data['model_vendor']}")])
         new = {**rec.data, **{k: data[k] for k in ("model_type", "model_metadata", VC)}}
-        if vc is not None:
-            _deploy(request, new, project, vc)
         updated = DialectRecord(DIALECT, KIND, rec.key, project, new, rec.created_at)
-        _put(request, updated)
+        if vc is not None:
+            _deploy(request, new, project, vc, updated)
+        else:
+            _put(request, updated)
         return _shape(request, updated)
     model_id = str(uuid.uuid4())
     data.update(created_by_user_id=USER, deployment=None)
     if vc is not None:
         data["deployment"] = "sgp-" + model_id.replace("-", "")[:12]
-        _deploy(request, data, project, vc)
     rec = DialectRecord(DIALECT, KIND, model_id, project, data, state.deployments(request).clock())
-    _put(request, rec)
+    if vc is not None:
+        _deploy(request, data, project, vc, rec)
+    else:
+        _put(request, rec)
     return _shape(request, rec)
 
 
@@ -151,6 +155,7 @@ def update(model_id: str, request: Request, body: JsonBody) -> dict[str, Any]:
     patch = parse(PATCH, body)
     data = dict(rec.data)
     changed: list[DialectRecord] = []
+    vc: LaunchVendorConfiguration | None = None
     if patch.name is not None:
         changed += _rename(request, rec, data, patch.name, patch.on_conflict)
     if patch.model_metadata is not None:
@@ -160,10 +165,12 @@ def update(model_id: str, request: Request, body: JsonBody) -> dict[str, Any]:
             raise SpecInvalid([Violation(VC, "not_applicable", f"{data['model_vendor']} "
                                          "models have no vendor_configuration")])
         vc = merge_config(data[VC], patch.vendor_configuration)
-        _deploy(request, data, project, vc)
         data[VC] = stored_config(vc)
     updated = DialectRecord(DIALECT, KIND, rec.key, project, data, rec.created_at)
-    _put(request, updated, *changed)
+    if vc is not None:
+        _deploy(request, data, project, vc, updated, *changed)
+    else:
+        _put(request, updated, *changed)
     return _shape(request, updated)
 
 
@@ -186,10 +193,13 @@ def delete(model_id: str, request: Request) -> dict[str, Any]:
     project = access.project(request)
     rec = _model(request, project, model_id)
     if rec.data.get("deployment"):
-        with contextlib.suppress(NotFound, Conflict):  # already gone, or going
-            state.deployments(request).delete(project, rec.data["deployment"])
-    with state.deployments(request).store.write() as tx:
-        tx.dialect_records.delete(DIALECT, KIND, model_id)
+        try:  # the record goes with the deployment's delete, in its transaction
+            state.deployments(request).delete(project, rec.data["deployment"],
+                                              records=[RecordDelete(DIALECT, KIND, model_id)])
+            return {"id": model_id, "deleted": True, "object": "model"}
+        except (NotFound, Conflict):  # already gone, or going
+            pass
+    state.dialect_records(request).delete(DIALECT, KIND, model_id)
     return {"id": model_id, "deleted": True, "object": "model"}
 
 

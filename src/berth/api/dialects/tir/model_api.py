@@ -79,15 +79,13 @@ def _deployment(request: Request, rec: DialectRecord | None, project: int,
 
 
 def by_name(request: Request, project: int, name: str) -> Deployment:
-    with state.deployments(request).store.read() as tx:
-        found = [r for r in tx.dialect_records.find(DIALECT, KIND, name=name)
-                 if _tir_project(r.project) == project]
+    found = [r for r in state.dialect_records(request).find(DIALECT, KIND, name=name)
+             if _tir_project(r.project) == project]
     return _deployment(request, found[0] if found else None, project, repr(name))
 
 
 def by_id(request: Request, project: int, inference_id: int) -> Deployment:
-    with state.deployments(request).store.read() as tx:
-        rec = tx.dialect_records.get(DIALECT, KIND, str(inference_id))
+    rec = state.dialect_records(request).get(DIALECT, KIND, str(inference_id))
     return _deployment(request, rec, project, f"is-{inference_id}")
 
 

@@ -23,8 +23,9 @@ from berth.api.dialects.tir import model_api, requests, shapes
 from berth.api.dialects.tir.models import EndpointAction, EndpointCreate, parse, request_body
 from berth.api.dialects.tir.shapes import DIALECT, KIND, berth_project, envelope, scope_project
 from berth.domain.errors import BerthError, NotFound, SpecInvalid
-from berth.domain.records import Deployment
+from berth.domain.records import Deployment, Task
 from berth.domain.status import DeploymentStatus
+from berth.services.dialect_records import RecordChange, RecordDelete, RecordWrite
 from berth.store.dialect_records import DialectRecord
 
 PREFIX = ("/myaccount/api/v1/gpu/", model_api.PREFIX)  # control API, model API
@@ -57,19 +58,21 @@ def render_error(exc: BerthError) -> JSONResponse:
 
 
 def _record(request: Request, team: int, project: int, inference_id: int) -> DialectRecord:
-    with state.deployments(request).store.read() as tx:
-        rec = tx.dialect_records.get(DIALECT, KIND, str(inference_id))
+    rec = state.dialect_records(request).get(DIALECT, KIND, str(inference_id))
     if rec is None or rec.project != berth_project(team, project):
         raise NotFound(f"model endpoint {inference_id} not found")
     return rec
 
 
-def _save(request: Request, rec: DialectRecord, **data: Any) -> DialectRecord:
-    new = DialectRecord(rec.dialect, rec.kind, rec.key, rec.project, rec.data | data,
-                        rec.created_at)
-    with state.deployments(request).store.write() as tx:
-        tx.dialect_records.put(new)
-    return new
+def _merged(rec: DialectRecord, **data: Any) -> DialectRecord:
+    return DialectRecord(rec.dialect, rec.kind, rec.key, rec.project, rec.data | data,
+                         rec.created_at)
+
+
+def _write(rec: DialectRecord) -> list[RecordChange]:
+    """The record's new data, to write in the same transaction as the change."""
+    return [RecordWrite(rec.dialect, rec.kind, rec.data, key=rec.key, project=rec.project,
+                        created_at=rec.created_at)]
 
 
 def _live(request: Request, rec: DialectRecord) -> Deployment:
@@ -98,22 +101,22 @@ def sku_list(request: Request, service: str = "inference_service",
 def create(team: int, project: int, request: Request, body: JsonBody) -> Json:
     req = parse(EndpointCreate, body)
     data = requests.create_to_native(req, state.facts(request))
-    change = state.deployments(request).create(berth_project(team, project), data)
-    d = change.deployment
-    extra = requests.kept(req) | {"name": d.name, "deployment_id": d.id,
-                                  "is_auto_scale_enabled": bool(req.is_auto_scale_enabled),
-                                  "task_id": change.task.id}
-    with state.deployments(request).store.write() as tx:
-        number = tx.dialect_records.next_number(DIALECT, KIND)
-        rec = DialectRecord(DIALECT, KIND, str(number), d.project, extra, datetime.now(UTC))
-        tx.dialect_records.put(rec)
+    kept = requests.kept(req) | {"is_auto_scale_enabled": bool(req.is_auto_scale_enabled)}
+
+    def record(d: Deployment, task: Task) -> Json:
+        return kept | {"name": d.name, "deployment_id": d.id, "task_id": task.id}
+
+    # The numbered record is written in the create's own transaction: never one without other.
+    change = state.deployments(request).create(berth_project(team, project), data,
+                                               records=[RecordWrite(DIALECT, KIND, record)])
+    d, rec = change.deployment, change.records[0]
     return envelope(_shape(request, rec, d), "Model endpoint created successfully")
 
 
 @gpu.get(INFERENCE + "/")
 def list_(team: int, project: int, request: Request) -> Json:
-    with state.deployments(request).store.read() as tx:
-        records = tx.dialect_records.find(DIALECT, KIND, project=berth_project(team, project))
+    records = state.dialect_records(request).find(DIALECT, KIND,
+                                                  project=berth_project(team, project))
     out = []
     for rec in records:
         try:
@@ -133,9 +136,8 @@ def get(team: int, project: int, inference_id: int, request: Request) -> Json:
 def delete(team: int, project: int, inference_id: int, request: Request) -> Json:
     rec = _record(request, team, project, inference_id)
     d = _live(request, rec)
-    state.deployments(request).delete(d.project, d.name)
-    with state.deployments(request).store.write() as tx:
-        tx.dialect_records.delete(DIALECT, KIND, rec.key)
+    state.deployments(request).delete(d.project, d.name,
+                                      records=[RecordDelete(DIALECT, KIND, rec.key)])
     return envelope({"id": inference_id, "name": d.name},
                     "Model endpoint deleted successfully")
 
@@ -159,24 +161,29 @@ def act(team: int, project: int, inference_id: int, request: Request, body: Json
         d = getattr(svc, action)(p, name).deployment
     elif action == "patch":
         native = requests.patch_to_native(req, d.spec, state.facts(request))
-        if native:
-            d = svc.patch(p, name, native).deployment
         extra = requests.kept(req)
         if req.is_auto_scale_enabled is not None and (
                 not req.is_auto_scale_enabled or req.auto_scale_policy is not None):
             extra["is_auto_scale_enabled"] = req.is_auto_scale_enabled
-        rec = _save(request, rec, **extra)
+        rec = _merged(rec, **extra)
+        if native:
+            d = svc.patch(p, name, native, records=_write(rec)).deployment
+        else:
+            state.dialect_records(request).put([rec])
     elif action == "update_auto_scale":
-        d = svc.patch(p, name, requests.scale(req.auto_scale_policy, autoscale=True)).deployment
-        rec = _save(request, rec, is_auto_scale_enabled=True)
+        rec = _merged(rec, is_auto_scale_enabled=True)
+        d = svc.patch(p, name, requests.scale(req.auto_scale_policy, autoscale=True),
+                      records=_write(rec)).deployment
     elif action == "disable_auto_scale":
         count = requests.replica_count(req)
         if count is None:
             count = d.spec.containers[0].scale.min or 1
-        d = svc.patch(p, name, requests.scale(None, autoscale=False, replicas=count)).deployment
-        rec = _save(request, rec, is_auto_scale_enabled=False)
+        rec = _merged(rec, is_auto_scale_enabled=False)
+        d = svc.patch(p, name, requests.scale(None, autoscale=False, replicas=count),
+                      records=_write(rec)).deployment
     else:
-        rec = _save(request, rec, **{"async": requests.async_config(req)})
+        rec = _merged(rec, **{"async": requests.async_config(req)})
+        state.dialect_records(request).put([rec])
     return envelope(_shape(request, rec, d), MESSAGES[action])
 
 
