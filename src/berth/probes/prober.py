@@ -44,7 +44,9 @@ class ReplicaProber:
         if ready and self.readiness is not None:
             self.readiness.passing = True
         self._task: asyncio.Task[None] | None = None
-        self._port_opened = False  # the replica's port accepted a connection at least once
+        # The replica's port accepted a connection at least once. With no startup probe,
+        # liveness counts only from then: a server still loading is not a dead one.
+        self._port_opened = started
 
     def verdict(self) -> ProbeVerdict:
         return verdict(self.startup, self.readiness, self.liveness)
@@ -74,21 +76,24 @@ class ReplicaProber:
     def _active(self) -> list[ProbeTracker]:
         if self.startup is not None and not self.startup.passing:
             return [] if self.startup.failed else [self.startup]
-        return [t for t in (self.readiness, self.liveness) if t is not None and not t.failed]
+        liveness = self.liveness if self.startup is not None or self._port_opened else None
+        return [t for t in (self.readiness, liveness) if t is not None and not t.failed]
 
     async def _run(self) -> None:
         while True:
             active = self._active()
-            if not active:
+            if not active and not self._starting():
                 await asyncio.sleep(1.0)
                 continue
             now = self.clock()
             due = [t for t in active if t.due(now)]
-            wait = min(max(min(t.next_due() for t in active) - now, 0.01), 1.0)
+            wait = min(max(min((t.next_due() for t in active), default=now + 1.0) - now, 0.01),
+                       1.0)
             if not due and self._starting():
                 if not await self._port_opens_within(wait):  # waited: the check is due now
                     continue
-                assert self.startup is not None
+                if self.startup is None:
+                    continue  # liveness is active from now on
                 due = [self.startup]  # it just opened: check now, not a period later
             if due:
                 await self._check(due)
@@ -106,9 +111,12 @@ class ReplicaProber:
 
     def _starting(self) -> bool:
         """Waiting for a start whose port has never accepted: worth watching the port (when
-        the startup probe looks at the replica's own port)."""
+        the startup probe looks at the replica's own port, or when there is none and liveness
+        waits for the port)."""
         startup = self.startup
-        if startup is None or startup.passing or startup.failed or self._port_opened:
+        if startup is None:
+            return self.liveness is not None and not self._port_opened
+        if startup.passing or startup.failed or self._port_opened:
             return False
         probe = startup.probe
         action = probe.http_get or probe.tcp_socket

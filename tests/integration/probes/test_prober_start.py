@@ -84,3 +84,31 @@ def test_once_the_port_has_opened_probes_keep_their_period() -> None:
 
     # The first check, then at most the one early check the opened port allows.
     assert asyncio.run(scenario()) <= 3
+
+
+def test_with_no_startup_probe_liveness_counts_only_once_the_port_has_opened() -> None:
+    """A server still loading is not a dead one: liveness failing before the replica ever
+    listened would kill every slow start (a crash loop of replicas that never got to listen)."""
+    async def scenario() -> tuple[bool, bool, bool]:
+        port, changed = free_port(), asyncio.Event()
+        live = Probe(http_get=HttpGetAction(path="/healthz"), period_seconds=0.1,
+                     failure_threshold=2)
+        async with httpx.AsyncClient() as http:
+            p = ReplicaProber(Probes(liveness=live), ProbeTarget("127.0.0.1", port, 8080), http,
+                              on_change=changed.set)
+            p.start()
+            await asyncio.sleep(0.6)  # six liveness periods with nothing listening
+            failed_before = p.verdict().liveness_failed
+            server = await asyncio.start_server(healthz, "127.0.0.1", port)
+            try:
+                await asyncio.sleep(0.3)
+                failed_while_up = p.verdict().liveness_failed
+                server.close()
+                await server.wait_closed()
+                await asyncio.sleep(0.5)  # it listened once: now a closed port is a failure
+                failed_after = p.verdict().liveness_failed
+            finally:
+                await p.stop()
+        return failed_before, failed_while_up, failed_after
+
+    assert asyncio.run(scenario()) == (False, False, True)
