@@ -11,8 +11,8 @@ from __future__ import annotations
 import copy
 import json
 import random
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Callable, Iterator
+from typing import Any, Protocol
 
 Path = tuple[str | int, ...]
 
@@ -194,3 +194,33 @@ def encode(body: Any) -> bytes:
     surrogate would raise UnicodeEncodeError in the client instead of reaching the server as
     the `\\udfff` escape."""
     return json.dumps(body).encode()
+
+
+Check = Callable[[Any, str], None]  # (the answer, what was sent)
+
+
+class Requester(Protocol):
+    """An HTTP client: httpx's, or Starlette's TestClient (built on httpx2, whose responses
+    are another type with the same surface)."""
+
+    def request(self, method: str, url: str, *, content: bytes,
+                headers: dict[str, str]) -> Any: ...
+
+
+def drive(http: Requester, method: str, url: str, base: Any, check: Check, *,
+          headers: dict[str, str], seed: int = 16, count: int = 200) -> int:
+    """Every mutation of `base` sent to one route, each answer passed to `check` with what was
+    mutated; the number of answers that refused the body (4xx)."""
+    refused = 0
+    for what, body in mutations(base, seed=seed, count=count):
+        answer = http.request(method, url, content=encode(body), headers=headers)
+        check(answer, f"{method} {url} {what}")
+        refused += answer.status_code >= 400
+    return refused
+
+
+def drive_raw(http: Requester, method: str, url: str, check: Check, *,
+              headers: dict[str, str]) -> None:
+    """Every malformed raw body sent to one route, each answer passed to `check`."""
+    for what, raw in raw_bodies():
+        check(http.request(method, url, content=raw, headers=headers), f"{method} {url} {what}")

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from tests.fuzz import encode, mutations, raw_bodies
+from tests.fuzz import drive, drive_raw, encode
 from tests.unit.dialects.dialect_app import DialectApp
 
 COUNT = 150  # mutations per route (seeded sample of the field mutations)
@@ -80,11 +80,8 @@ def _routes(env: DialectApp) -> list[tuple[str, str, dict[str, Any]]]:
 @pytest.mark.parametrize("route", range(4))
 def test_mutated_bodies_get_foundry_errors_never_a_5xx(env: DialectApp, route: int) -> None:
     method, url, base = _routes(env)[route]
-    refused = 0
-    for what, body in mutations(base, seed=16, count=COUNT):
-        r = env.http.request(method, url, content=encode(body), headers=_headers(env))
-        _foundry_shaped(r, f"{method} {url} {what}")
-        refused += r.status_code >= 400
+    refused = drive(env.http, method, url, base, _foundry_shaped, headers=_headers(env),
+                    count=COUNT)
     assert refused > 0  # the mutations reach the validation
     r = env.http.request(method, url, content=encode(base), headers=_headers(env))
     assert r.status_code < 300 or r.status_code == 409, r.text  # the unmutated body is good
@@ -93,9 +90,7 @@ def test_mutated_bodies_get_foundry_errors_never_a_5xx(env: DialectApp, route: i
 @pytest.mark.parametrize("route", range(4))
 def test_malformed_raw_bodies_get_foundry_errors(env: DialectApp, route: int) -> None:
     method, url, _ = _routes(env)[route]
-    for what, raw in raw_bodies():
-        r = env.http.request(method, url, content=raw, headers=_headers(env))
-        _foundry_shaped(r, f"{method} {url} {what}")
+    drive_raw(env.http, method, url, _foundry_shaped, headers=_headers(env))
 
 
 def test_a_huge_model_name_is_refused(env: DialectApp) -> None:

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from tests.fuzz import encode, mutations, raw_bodies
+from tests.fuzz import drive, drive_raw
 from tests.unit.dialects.test_gcore_routes import PROJECT, App, body
 
 V3 = f"/cloud/v3/inference/{PROJECT}"
@@ -70,20 +70,17 @@ def check(answer: Any, what: str) -> None:
 @pytest.mark.parametrize("method, path, base", ROUTES, ids=[f"{m} {p}" for m, p, _ in ROUTES])
 def test_mutated_bodies_get_no_5xx(app: App, method: str, path: str,
                                    base: dict[str, Any]) -> None:
-    for what, mutated in mutations(base, seed=16, count=COUNT):
-        check(app.http.request(method, path, content=encode(mutated), headers=JSON), what)
+    drive(app.http, method, path, base, check, headers=JSON, count=COUNT)
 
 
 def test_v2_instance_put_gets_no_5xx(app: App) -> None:
     instance = app.deployments.get(str(PROJECT), "fuzz-target").id
     v2 = {k: v for k, v in FULL.items() if k not in ("flavor_name", "api_keys")} | {
         "name": "fuzz-target", "project_id": PROJECT, "image_registry_id": "fuzz-hub"}
-    for what, mutated in mutations(v2, seed=16, count=COUNT):
-        check(app.http.put(f"/cloud/v2/inference/deployments/{instance}",
-                           content=encode(mutated), headers=JSON), what)
+    drive(app.http, "PUT", f"/cloud/v2/inference/deployments/{instance}", v2, check,
+          headers=JSON, count=COUNT)
 
 
 @pytest.mark.parametrize("method, path", [(m, p) for m, p, _ in ROUTES[:3]])
 def test_malformed_raw_bodies_get_no_5xx(app: App, method: str, path: str) -> None:
-    for what, raw in raw_bodies():
-        check(app.http.request(method, path, content=raw, headers=JSON), what)
+    drive_raw(app.http, method, path, check, headers=JSON)

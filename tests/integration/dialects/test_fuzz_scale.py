@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from tests.fuzz import encode, mutations, raw_bodies
+from tests.fuzz import drive, drive_raw, encode
 from tests.unit.dialects.dialect_app import DialectApp
 
 COUNT = 150  # mutations per route (seeded sample of the field mutations)
@@ -70,16 +70,6 @@ def _scale_shaped(r: Any, what: str) -> None:
         assert isinstance(detail, str) and detail, (what, r.text[:500])
 
 
-def _drive(env: DialectApp, method: str, path: str, base: dict[str, Any]) -> int:
-    """Every mutation of `base` against one route; the number of 4xx answers."""
-    refused = 0
-    for what, body in mutations(base, seed=16, count=COUNT):
-        r = env.http.request(method, path, content=encode(body), headers=_headers(env))
-        _scale_shaped(r, f"{method} {path} {what}")
-        refused += r.status_code >= 400
-    return refused
-
-
 ROUTES = [("POST", "/v5/models", LAUNCH), ("PATCH", "/v5/models/{id}", PATCH),
           ("PATCH", "/v5/models/{id}", RENAME), ("POST", "/v5/inference", INFERENCE),
           ("POST", "/v5/chat/completions", CHAT), ("POST", "/v5/completions", COMPLETION)]
@@ -91,16 +81,16 @@ def test_mutated_bodies_get_scale_errors_never_a_5xx(env: DialectApp, method: st
     url = path.format(id=_model_id(env))
     r = env.http.request(method, url, content=encode(base), headers=_headers(env))
     assert r.status_code == 200, r.text  # the unmutated body is good
-    assert _drive(env, method, url, base) > 0  # and the mutations reach the validation
+    refused = drive(env.http, method, url, base, _scale_shaped, headers=_headers(env),
+                    count=COUNT)
+    assert refused > 0  # and the mutations reach the validation
 
 
 @pytest.mark.parametrize(("method", "path"), [(m, p) for m, p, _ in ROUTES])
 def test_malformed_raw_bodies_get_scale_errors(env: DialectApp, method: str,
                                                path: str) -> None:
     url = path.format(id=_model_id(env))
-    for what, raw in raw_bodies():
-        r = env.http.request(method, url, content=raw, headers=_headers(env))
-        _scale_shaped(r, f"{method} {path} {what}")
+    drive_raw(env.http, method, url, _scale_shaped, headers=_headers(env))
 
 
 def test_min_workers_of_the_wrong_type_is_a_422_naming_it(env: DialectApp) -> None:

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from tests.fuzz import encode, mutations, raw_bodies
+from tests.fuzz import drive, drive_raw
 from tests.unit.dialects.test_gcore_routes import App
 from tests.unit.dialects.test_tir_probes import sdk_probe
 from tests.unit.dialects.test_tir_shapes import sdk_body
@@ -56,17 +56,14 @@ ACTIONS: list[dict[str, Any]] = [
 
 
 def test_mutated_create_bodies_get_no_5xx(app: App) -> None:
-    for what, mutated in mutations(FULL, seed=16, count=COUNT):
-        check(app.http.post(f"{BASE}/", content=encode(mutated), headers=JSON), what)
+    drive(app.http, "POST", f"{BASE}/", FULL, check, headers=JSON, count=COUNT)
 
 
 @pytest.mark.parametrize("base", ACTIONS, ids=[str(a["action"]) for a in ACTIONS])
 def test_mutated_action_bodies_get_no_5xx(app: App, base: dict[str, Any]) -> None:
-    for what, mutated in mutations(base, seed=16, count=COUNT):
-        check(app.http.put(f"{BASE}/1/", content=encode(mutated), headers=JSON), what)
+    drive(app.http, "PUT", f"{BASE}/1/", base, check, headers=JSON, count=COUNT)
 
 
 @pytest.mark.parametrize("method, path", [("POST", f"{BASE}/"), ("PUT", f"{BASE}/1/")])
 def test_malformed_raw_bodies_get_no_5xx(app: App, method: str, path: str) -> None:
-    for what, raw in raw_bodies():
-        check(app.http.request(method, path, content=raw, headers=JSON), what)
+    drive_raw(app.http, method, path, check, headers=JSON)
