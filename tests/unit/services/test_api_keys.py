@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,14 +11,6 @@ from berth.domain.errors import Conflict, NotFound, SpecInvalid
 from berth.services.api_keys import ApiKeyService, digest, verify
 from berth.store.engine import Store
 from tests.fakes.builders import T0
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    s = Store(f"sqlite:///{tmp_path / 'b.db'}")
-    s.migrate()
-    yield s
-    s.close()
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ never shown, usable again for a pull."""
 from __future__ import annotations
 
 import stat
-from collections.abc import Iterator
 from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -33,14 +32,6 @@ class Clock:
 
     def __call__(self) -> datetime:
         return self.now
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    s = Store(f"sqlite:///{tmp_path / 'b.db'}")
-    s.migrate()
-    yield s
-    s.close()
 
 
 @pytest.fixture

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -23,14 +21,6 @@ from tests.fakes.builders import T0, facts
 
 SPEC = {"name": "echo", "image": "catalog/echo", "listening_port": 8080,
         "containers": [{"region": "local", "scale": {"min": 1, "max": 1}}]}
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    s = Store(f"sqlite:///{tmp_path / 'b.db'}")
-    s.migrate()
-    yield s
-    s.close()
 
 
 @pytest.fixture

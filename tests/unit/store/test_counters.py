@@ -7,8 +7,7 @@ from __future__ import annotations
 import re
 import threading
 import time
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -26,14 +25,6 @@ BUMPS: dict[str, Bump] = {
     "routing": lambda conn: RoutingRepo(conn).bump(),
     "dialect": lambda conn: DialectRecordRepo(conn).next_number("tir", "endpoint"),
 }
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    s = Store(f"sqlite:///{tmp_path / 'b.db'}")
-    s.migrate()
-    yield s
-    s.close()
 
 
 def test_values_are_consecutive_and_counters_independent(store: Store) -> None:
