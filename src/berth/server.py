@@ -21,6 +21,7 @@ import uvicorn
 from fastapi import FastAPI
 
 from berth.api.app import create_app
+from berth.autoscaler.loop import Autoscaler
 from berth.catalog import CATALOG
 from berth.controller.loop import Controller, utcnow
 from berth.controller.policy import Policy
@@ -29,6 +30,7 @@ from berth.gateway.runner import gateway_thread, serve_forever
 from berth.gateway.service import Gateway
 from berth.loops import LoopThread, new_loop
 from berth.runtime.gpus import detect_gpus
+from berth.runtime.nvml import NvmlMeter
 from berth.runtime.process import ProcessRuntime
 from berth.services.api_keys import ApiKeyService
 from berth.services.credentials import CredentialService
@@ -102,6 +104,7 @@ class Server:
     store: Store
     runtime: ProcessRuntime
     controller: Controller
+    autoscaler: Autoscaler
     gateway: Gateway
     app: FastAPI
 
@@ -133,6 +136,9 @@ def build(settings: Settings) -> Server:
                             tick_seconds=settings.tick_seconds,
                             lease_seconds=settings.lease_seconds,
                             on_routing_change=gateway.notify)
+    autoscaler = Autoscaler(store, runtime, facts, controller.holds_lease, gpus=NvmlMeter(),
+                            tick_seconds=settings.autoscaler_tick_seconds,
+                            on_change=controller.wake)
     gateway.on_activate = controller.wake
     store.subscribe(controller.wake)
     store.subscribe(gateway.notify)
@@ -142,7 +148,7 @@ def build(settings: Settings) -> Server:
                      credentials=CredentialService(
                          store, Vault(settings.credentials_key_file), utcnow),
                      address=gateway_address(settings), max_body_bytes=settings.max_body_bytes)
-    return Server(settings, store, runtime, controller, gateway, app)
+    return Server(settings, store, runtime, controller, autoscaler, gateway, app)
 
 
 def new_gateway(settings: Settings, store: Store) -> Gateway:
@@ -165,7 +171,10 @@ def run_server(settings: Settings) -> None:
             raise SystemExit(f"berth: {what} port {settings.host}:{port} is already in use; "
                              f"choose another with --{'port' if what == 'API' else 'gateway-port'}")
     server = build(settings)
-    background = LoopThread("berth-controller", server.controller.run)
+    async def control(stopping: asyncio.Event) -> None:
+        await asyncio.gather(server.controller.run(stopping), server.autoscaler.run(stopping))
+
+    background = LoopThread("berth-controller", control)
     background.start()
     data_plane = gateway_thread(server.gateway)
     data_plane.start()

@@ -18,6 +18,9 @@ class Settings(BaseSettings):
     database_url: str = ""  # default: sqlite file in data_dir
 
     tick_seconds: float = Field(default=0.5, gt=0)
+    autoscaler_tick_seconds: float = Field(default=0.25, gt=0,
+                                           description="How often the autoscaler looks for "
+                                                       "regions due a poll.")
     drain_seconds: float = Field(default=0.0, ge=0)  # minimum time out of routing
     domain: str | None = None  # host routing: {deployment}.{project}.{domain}
     # The gateway closes a client connection idle this long, and answers 408 to a request

@@ -209,7 +209,7 @@ def test_client_disconnect_frees_the_slot_at_once(api: Api, server: BerthServer)
 
 def test_scale_from_zero_serves_a_burst_with_one_replica(api: Api, server: BerthServer) -> None:
     spec = echo_spec("coldy", 0, timeout=2)
-    spec["containers"][0]["scale"]["max"] = 1
+    spec["containers"][0]["scale"].update(max=1, cooldown_period=1, polling_interval=1)
     api.task(api.create(spec)["task_id"])
     assert api.get("coldy")["containers"][0]["deploy_status"] == {"ready": 0, "total": 0}
     url = f"{server.gateway}/e2e/coldy/predict"

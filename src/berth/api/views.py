@@ -6,6 +6,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from berth.api.v1.models import (
+    AutoscalerMetricOut,
+    AutoscalerOut,
+    AutoscalerRegionOut,
     DeploymentOut,
     EventOut,
     FlavorOut,
@@ -16,10 +19,13 @@ from berth.api.v1.models import (
     ReplicaStatsOut,
     TaskOut,
 )
+from berth.autoscaler.sources import serving_replicas
 from berth.domain.platform import Flavor, PlatformFacts, Region
 from berth.domain.records import Deployment, Event, Replica, Task
+from berth.domain.status import DesiredState
 from berth.domain.units import format_size
 from berth.runtime.base import LogLine, ReplicaStats
+from berth.store.autoscaler import ScaleRecord
 
 
 def deployment_body(d: Deployment, address: str | None = None) -> dict[str, Any]:
@@ -86,3 +92,32 @@ def region_out(r: Region, facts: PlatformFacts) -> RegionOut:
                      cpus=facts.cpus, memory_bytes=facts.memory_bytes,
                      gpus=[GpuOut(index=g.index, model=g.model, memory_mib=g.memory_mib)
                            for g in facts.gpus])
+
+
+def autoscaler_out(d: Deployment, records: list[ScaleRecord],
+                   replicas: list[Replica]) -> AutoscalerOut:
+    """Per region of the spec: the stored decision, or (not decided yet, or the deployment
+    is not running) the count the controller falls back to."""
+    by_region = {r.region: r for r in records}
+    regions: list[AutoscalerRegionOut] = []
+    for c in d.spec.containers:
+        current = len(serving_replicas(d, replicas, c.region))
+        rec = by_region.get(c.region)
+        if rec is None:
+            why = ("not decided yet" if d.desired == DesiredState.RUNNING
+                   else f"deployment {d.desired.value.lower()}")
+            regions.append(AutoscalerRegionOut(
+                region=c.region, current=current, desired=c.scale.min, min=c.scale.min,
+                max=c.scale.max, panic=False, reasons=[why], metrics={}))
+            continue
+        regions.append(AutoscalerRegionOut(
+            region=c.region, current=current,
+            desired=min(max(rec.desired, c.scale.min), c.scale.max),
+            min=c.scale.min, max=c.scale.max, panic=rec.panic, reasons=rec.reasons,
+            metrics={k: AutoscalerMetricOut.model_validate(v) for k, v in rec.metrics.items()},
+            last_scale_at=_at(rec.last_scale_at), decided_at=_at(rec.decided_at)))
+    return AutoscalerOut(regions=regions)
+
+
+def _at(unix: float | None) -> datetime | None:
+    return None if unix is None else datetime.fromtimestamp(unix, UTC)

@@ -135,6 +135,10 @@ class Controller:
             w.cancel()
         self._wake.clear()
 
+    def holds_lease(self) -> bool:
+        """Whether this controller held the lease at its last renewal (no store access)."""
+        return time.time() < self._lease_until
+
     def _hold_lease(self) -> bool:
         now = time.time()
         if now < self._lease_until - self.lease_seconds * 2 / 3:
@@ -178,6 +182,10 @@ class Controller:
             rows = tx.replicas.all()
             open_tasks = tx.tasks.open()
             traffic = traffic_view(tx.routing.gateways(wall - LIVE_SECONDS), wall)
+            scaled: dict[str, dict[str, int]] = {}
+            for decision in tx.autoscaler.all():
+                scaled.setdefault(decision.deployment_id, {})[decision.region] = \
+                    decision.desired
         by_deployment: dict[str, list[Replica]] = {}
         for r in rows:
             by_deployment.setdefault(r.deployment_id, []).append(r)
@@ -191,7 +199,8 @@ class Controller:
             try:
                 result = reconcile_deployment(
                     d, by_deployment.get(d.id, []), tasks.get(d.id, []), observed, verdicts,
-                    in_use, self.facts, self.policy, now, traffic, new_id=self.new_replica_id)
+                    in_use, self.facts, self.policy, now, traffic, new_id=self.new_replica_id,
+                    scaled=scaled.get(d.id))
                 in_use = (in_use | result.gpus_claimed) - result.gpus_released
                 after[d.id] = await self._apply(result)
             except Exception:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -24,14 +25,23 @@ class Plan:
     halt: str = ""  # the rollout of the current template must stop, and why
 
 
-def desired_replicas(d: Deployment, waiting: int, now: datetime) -> dict[str, int]:
-    """Replicas wanted per region: the scale minimum, and at least one where the minimum is
-    zero while requests wait or came within the idle `timeout` (scale from and to zero)."""
+def desired_replicas(d: Deployment, waiting: int, now: datetime,
+                     scaled: Mapping[str, int] | None = None) -> dict[str, int]:
+    """Replicas wanted per region: the autoscaler's count (`scaled`, per region; where it
+    has not decided yet, the minimum) within the spec's bounds, and at least one while
+    requests wait or came within the idle `timeout`: a request where none runs starts one
+    at once, without waiting for the autoscaler's next poll."""
     idle = d.spec.timeout or 0
     recent = d.last_request_at is not None and (now - d.last_request_at).total_seconds() < idle
-    active = waiting > 0 or recent
-    return {c.region: c.scale.min if c.scale.min or not active else min(1, c.scale.max)
-            for c in d.spec.containers}
+    out: dict[str, int] = {}
+    for c in d.spec.containers:
+        s = c.scale
+        decided = (scaled or {}).get(c.region)
+        n = s.min if decided is None else decided
+        if waiting > 0 or recent:
+            n = max(n, 1)
+        out[c.region] = min(max(n, s.min), s.max)
+    return out
 
 
 def crash_looping(replicas: list[Replica], policy: Policy) -> Replica | None:

@@ -6,7 +6,7 @@ status up and settles tasks. The loop applies the result: rows, events, signals,
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Set
+from collections.abc import Callable, Iterable, Mapping, Set
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from itertools import pairwise
@@ -60,9 +60,11 @@ def reconcile_deployment(
     observed: dict[str, ProcessObservation], verdicts: dict[str, ProbeVerdict],
     gpus_in_use: Set[int], facts: PlatformFacts, policy: Policy, now: datetime,
     traffic: TrafficView | None = None, *, new_id: Callable[[], str],
+    scaled: Mapping[str, int] | None = None,
 ) -> Reconciliation:
     """`gpus_in_use` is only read: the GPUs this tick gives and frees come back in the
-    result. `new_id` names new replicas (`<deployment>-<new_id()>`)."""
+    result. `new_id` names new replicas (`<deployment>-<new_id()>`). `scaled` is the
+    autoscaler's count per region."""
     before = {r.id: r for r in rows}
     original = d
     out = Reconciliation(deployment=replace(d), replicas=[])
@@ -93,7 +95,7 @@ def reconcile_deployment(
         else:
             current[r.id] = step.replica
 
-    targets = desired_replicas(d, traffic.waiting.get(d.id, 0), now)
+    targets = desired_replicas(d, traffic.waiting.get(d.id, 0), now, scaled)
     plan = plan_deployment(d, list(current.values()), targets, policy, now)
     if plan.halt:
         d.halted_template, d.halted_reason = d.template, plan.halt

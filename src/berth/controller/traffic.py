@@ -16,6 +16,8 @@ class TrafficView:
     inflight: dict[str, int] = field(default_factory=dict)  # replica id -> requests
     waiting: dict[str, int] = field(default_factory=dict)  # deployment id -> held requests
     last_request: dict[str, float] = field(default_factory=dict)  # deployment id -> unix time
+    requests: dict[str, int] = field(default_factory=dict)  # deployment id -> answered, ever
+    reported_at: float | None = None  # unix time of the oldest live report: the data's age
 
     def released(self, r: Replica) -> bool:
         """No gateway routes to this draining replica any more, and none has a request on it."""
@@ -33,6 +35,7 @@ def traffic_view(reports: list[GatewayReport], now: float) -> TrafficView:
     inflight: dict[str, int] = {}
     waiting: dict[str, int] = {}
     last: dict[str, float] = {}
+    requests: dict[str, int] = {}
     for g in live:
         for rid, n in g.inflight.items():
             inflight[rid] = inflight.get(rid, 0) + n
@@ -40,5 +43,8 @@ def traffic_view(reports: list[GatewayReport], now: float) -> TrafficView:
             waiting[d_id] = waiting.get(d_id, 0) + n
         for d_id, at in g.last_request.items():
             last[d_id] = max(last.get(d_id, 0.0), at)
+        for d_id, n in g.requests.items():
+            requests[d_id] = requests.get(d_id, 0) + n
     return TrafficView(acked_version=min(g.version for g in live), inflight=inflight,
-                       waiting=waiting, last_request=last)
+                       waiting=waiting, last_request=last, requests=requests,
+                       reported_at=min(g.seen_at for g in live))

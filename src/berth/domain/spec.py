@@ -22,6 +22,7 @@ ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 LABEL_KEY_RE = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9_./-]{0,61}[A-Za-z0-9])?$")
 
 Port = Annotated[int, Field(ge=1, le=65535)]
+MAX_SECONDS = 365 * 86400  # the longest autoscaling period a spec may name
 
 
 class Model(BaseModel):
@@ -33,17 +34,22 @@ class Threshold(Model):
 
 
 class TargetTrigger(Model):
-    target: float = Field(gt=0, description="Per-replica target value.")
+    target: float = Field(gt=0, le=1e9, allow_inf_nan=False,
+                          description="Per-replica target value.")
 
 
 class HttpTrigger(Model):
-    rate: float = Field(gt=0, description="Requests per second per replica.")
-    window: int = Field(default=60, ge=1, description="Averaging window in seconds.")
+    rate: float = Field(gt=0, le=1e9, allow_inf_nan=False,
+                        description="Requests per second per replica.")
+    window: int = Field(default=60, ge=1, le=MAX_SECONDS,
+                        description="Averaging window in seconds.")
 
 
 class CustomTrigger(Model):
-    metric_name: str = Field(min_length=1, max_length=200)
-    target: float = Field(gt=0)
+    metric_name: str = Field(min_length=1, max_length=200, pattern=r"^[a-zA-Z_:][a-zA-Z0-9_:]*$",
+                             description="A Prometheus metric name the replicas expose.")
+    target: float = Field(gt=0, le=1e9, allow_inf_nan=False,
+                          description="Per-replica target value of the gauge.")
     path: str = Field(default="/metrics", pattern=r"^/")
 
 
@@ -61,8 +67,19 @@ class Triggers(Model):
 class Scale(Model):
     min: int = Field(default=1, ge=0, le=1000)
     max: int = Field(default=1, ge=0, le=1000)
-    cooldown_period: int = Field(default=60, ge=0, description="Seconds between scale-downs.")
-    polling_interval: int = Field(default=30, ge=1, description="Seconds between metric reads.")
+    cooldown_period: int = Field(
+        default=60, ge=0, le=MAX_SECONDS,
+        description="Seconds after the last scale event before a scale-down.")
+    polling_interval: int = Field(default=30, ge=1, le=MAX_SECONDS,
+                                  description="Seconds between metric reads and decisions.")
+    stable_window: int | None = Field(
+        default=None, ge=1, le=MAX_SECONDS,
+        description="Seconds of load history a scale-down needs and averages over; "
+                    "default: cooldown_period (at least two polling intervals).")
+    scale_up_delay: int = Field(
+        default=0, ge=0, le=MAX_SECONDS,
+        description="Seconds the load must stay above target before a scale-up (not from "
+                    "zero).")
     triggers: Triggers = Field(default_factory=Triggers)
 
     @model_validator(mode="after")

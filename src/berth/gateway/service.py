@@ -149,6 +149,7 @@ class Gateway:
         inflight: dict[str, int] = {}
         waiting: dict[str, int] = {}
         last: dict[str, float] = {}
+        requests: dict[str, int] = {}
         wall = time.time() - monotonic()
         for d_id, route in self.table.by_id.items():
             inflight.update(route.balancer.inflight_by_replica())
@@ -157,10 +158,12 @@ class Gateway:
         for d_id, stats in self.metrics.stats.items():
             if stats.last_request:
                 last[d_id] = stats.last_request + wall
+            requests[d_id] = sum(stats.responses.values())
         for d_id in self.activating:
             waiting[d_id] = max(waiting.get(d_id, 0), 1)
         return GatewayReport(id=self.id, version=self.table.version, seen_at=time.time(),
-                             inflight=inflight, last_request=last, waiting=waiting)
+                             inflight=inflight, last_request=last, waiting=waiting,
+                             requests=requests)
 
     def _write_report(self, report: GatewayReport) -> None:
         with self.store.write(notify=False) as tx:

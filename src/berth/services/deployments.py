@@ -23,6 +23,7 @@ from berth.domain.status import (
 )
 from berth.domain.validation import validate
 from berth.services.dialect_records import RecordChange, apply_records
+from berth.store.autoscaler import ScaleRecord
 from berth.store.dialect_records import DialectRecord
 from berth.store.engine import Store, Tx
 
@@ -113,6 +114,13 @@ class DeploymentService:
         with self.store.read() as tx:
             d = self._find(tx, project, name, include_deleted=True)
             return tx.events.of(d.id, limit=limit, after_id=after_id)
+
+    def autoscaler(self, project: str, name: str
+                   ) -> tuple[Deployment, list[ScaleRecord], list[Replica]]:
+        """The deployment, the autoscaler's latest decision per region, and its replicas."""
+        with self.store.read() as tx:
+            d = self._find(tx, project, name, include_deleted=True)
+            return d, tx.autoscaler.of(d.id), tx.replicas.of(d.id)
 
     # ---- changes -----------------------------------------------------------------------
 

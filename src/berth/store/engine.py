@@ -16,6 +16,7 @@ from sqlalchemy import Connection, create_engine, event
 from sqlalchemy.engine import Engine
 
 from berth.store.api_keys import ApiKeyRepo
+from berth.store.autoscaler import AutoscalerRepo
 from berth.store.credentials import RegistryCredentialRepo, SecretRepo
 from berth.store.deployments import DeploymentRepo, SpecCache
 from berth.store.dialect_records import DialectRecordRepo
@@ -43,6 +44,7 @@ class Tx:
         self.dialect_records = DialectRecordRepo(conn)
         self.registry_credentials = RegistryCredentialRepo(conn)
         self.secrets = SecretRepo(conn)
+        self.autoscaler = AutoscalerRepo(conn)
 
 
 def _sqlite_engine(url: str) -> Engine:

@@ -27,6 +27,7 @@ class GatewayReport:
     inflight: dict[str, int] = field(default_factory=dict)  # replica id -> requests
     last_request: dict[str, float] = field(default_factory=dict)  # deployment id -> unix time
     waiting: dict[str, int] = field(default_factory=dict)  # deployment id -> queued requests
+    requests: dict[str, int] = field(default_factory=dict)  # deployment id -> answered, ever
 
 
 class RoutingRepo:
@@ -42,7 +43,7 @@ class RoutingRepo:
 
     def report(self, r: GatewayReport) -> None:
         body: dict[str, Any] = {"inflight": r.inflight, "last_request": r.last_request,
-                                "waiting": r.waiting}
+                                "waiting": r.waiting, "requests": r.requests}
         updated = self.conn.execute(g.update().where(g.c.id == r.id).values(
             version=r.version, seen_at=r.seen_at, report=body))
         if updated.rowcount == 0:
@@ -55,7 +56,8 @@ class RoutingRepo:
         return [GatewayReport(id=r.id, version=r.version, seen_at=r.seen_at,
                               inflight=dict(r.report.get("inflight", {})),
                               last_request=dict(r.report.get("last_request", {})),
-                              waiting=dict(r.report.get("waiting", {})))
+                              waiting=dict(r.report.get("waiting", {})),
+                              requests=dict(r.report.get("requests", {})))
                 for r in rows]
 
     def forget(self, gateway_id: str) -> None:

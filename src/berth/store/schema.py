@@ -212,3 +212,16 @@ secrets = Table(
     Column("updated_at", UTCDateTime, nullable=False),
 )
 Index("uq_secrets_project_name", secrets.c.project, secrets.c.name, unique=True)
+
+autoscaler = Table(
+    "autoscaler", metadata,
+    Column("deployment_id", String(36), primary_key=True),
+    Column("region", String(63), primary_key=True),
+    Column("desired", Integer, nullable=False),  # the count the controller runs
+    Column("current", Integer, nullable=False),  # replicas when it was decided
+    Column("panic", Boolean, nullable=False),
+    Column("reasons", JSON, nullable=False),  # list of strings
+    Column("metrics", JSON, nullable=False),  # trigger -> {value, target, age_seconds, ...}
+    Column("last_scale_at", Float, nullable=True),  # unix time of the last change of count
+    Column("decided_at", Float, nullable=False),  # unix time
+)

@@ -17,13 +17,21 @@ from berth.api import state
 from berth.api.body import JsonBody, api_router
 from berth.api.v1.models import (
     Accepted,
+    AutoscalerOut,
     DeploymentList,
     DeploymentOut,
     EventList,
     LogList,
     ReplicaList,
 )
-from berth.api.views import deployment_body, deployment_out, event_out, log_out, replica_out
+from berth.api.views import (
+    autoscaler_out,
+    deployment_body,
+    deployment_out,
+    event_out,
+    log_out,
+    replica_out,
+)
 from berth.domain.records import Deployment
 from berth.domain.status import DeploymentStatus
 from berth.services.deployments import Change, parse_if_match
@@ -147,6 +155,14 @@ def events(project: str, name: str, request: Request,
            after_id: Annotated[int, Query(ge=0)] = 0) -> EventList:
     items = state.deployments(request).events(project, name, limit=limit, after_id=after_id)
     return EventList(items=[event_out(e) for e in items])
+
+
+@router.get("/{name}/autoscaler", response_model=AutoscalerOut,
+            summary="The autoscaler's latest decision per region: counts, panic, reasons and "
+                    "each trigger's metric with its age")
+def autoscaler(project: str, name: str, request: Request) -> AutoscalerOut:
+    d, records, replicas = state.deployments(request).autoscaler(project, name)
+    return autoscaler_out(d, records, replicas)
 
 
 @router.get("/{name}/logs", response_model=LogList,

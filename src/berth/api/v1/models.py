@@ -191,3 +191,29 @@ class ApiKeyCreated(ApiKeyOut):
 
 class ApiKeyList(Out):
     items: list[ApiKeyOut]
+
+
+class AutoscalerMetricOut(Out):
+    value: float | None = Field(description="The trigger's window average; null: no fresh "
+                                            "sample.")
+    target: float = Field(description="Per-replica target, in the trigger's unit.")
+    age_seconds: float | None = Field(description="Seconds since the newest sample.")
+    wants: int | None = Field(default=None, description="Replicas this trigger asks for.")
+    status: str = Field(default="ok", description="ok, idle, stale or 'unavailable: why'.")
+
+
+class AutoscalerRegionOut(Out):
+    region: str
+    current: int = Field(description="Replicas of the current spec running or starting.")
+    desired: int = Field(description="The count the controller is bringing it to.")
+    min: int
+    max: int
+    panic: bool
+    reasons: list[str]
+    metrics: dict[str, AutoscalerMetricOut]
+    last_scale_at: datetime | None = None
+    decided_at: datetime | None = None
+
+
+class AutoscalerOut(Out):
+    regions: list[AutoscalerRegionOut]

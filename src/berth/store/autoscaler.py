@@ -1,0 +1,61 @@
+"""The autoscaler's latest decision per deployment region: what the controller runs and the
+autoscaler view shows."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Connection, select
+
+from berth.store.schema import autoscaler as a
+
+
+@dataclass(frozen=True)
+class ScaleRecord:
+    deployment_id: str
+    region: str
+    desired: int
+    current: int
+    panic: bool
+    decided_at: float
+    last_scale_at: float | None = None
+    reasons: list[str] = field(default_factory=list)
+    # trigger -> {"value", "target", "age_seconds", "wants", "status"}
+    metrics: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+class AutoscalerRepo:
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+    def save(self, r: ScaleRecord) -> None:
+        values = {"desired": r.desired, "current": r.current, "panic": r.panic,
+                  "reasons": r.reasons, "metrics": r.metrics, "last_scale_at": r.last_scale_at,
+                  "decided_at": r.decided_at}
+        where = (a.c.deployment_id == r.deployment_id) & (a.c.region == r.region)
+        if self.conn.execute(a.update().where(where).values(**values)).rowcount == 0:
+            self.conn.execute(a.insert().values(deployment_id=r.deployment_id,
+                                                region=r.region, **values))
+
+    def all(self) -> list[ScaleRecord]:
+        return [self._record(row) for row in self.conn.execute(select(a))]
+
+    def of(self, deployment_id: str) -> list[ScaleRecord]:
+        rows = self.conn.execute(select(a).where(a.c.deployment_id == deployment_id)
+                                 .order_by(a.c.region))
+        return [self._record(row) for row in rows]
+
+    def delete(self, deployment_id: str, regions: Iterable[str] | None = None) -> None:
+        where = a.c.deployment_id == deployment_id
+        if regions is not None:
+            where = where & a.c.region.in_(list(regions))
+        self.conn.execute(a.delete().where(where))
+
+    @staticmethod
+    def _record(row: Any) -> ScaleRecord:
+        return ScaleRecord(deployment_id=row.deployment_id, region=row.region,
+                           desired=row.desired, current=row.current, panic=bool(row.panic),
+                           decided_at=row.decided_at, last_scale_at=row.last_scale_at,
+                           reasons=list(row.reasons), metrics=dict(row.metrics))
