@@ -2,7 +2,8 @@
 
 Knative's KPA shape, with the fixes its and Ray Serve's users asked for:
 - a stable window (scale-down) and a short panic window (bursts); up at once, down only after
-  the cooldown and a full stable window, inside a tolerance band so steady load never flaps;
+  the cooldown and a full stable window; within 10% of the target per replica the count
+  holds (hysteresis), so a steady or jittering load never flaps;
 - load is measured as totals at the gateways (in flight + waiting), so replicas still
   starting are counted as capacity on the way and a slow start cannot inflate the count
   (Knative #13284); panic never scales down and ends one stable window after it last held;
@@ -129,8 +130,9 @@ def decide(policy: ScalePolicy, observed: Observed, state: ScaleState, now: floa
         if want is not None:
             wants.append(want)
 
-    before = state.desired if state.desired is not None else observed.current
     base = min(max(observed.current, policy.min), policy.max)
+    # With no earlier decision, bringing the count within its bounds is no scale event.
+    before = state.desired if state.desired is not None else base
     floor = policy.min if policy.min or idle else min(1, policy.max)
     reasons: list[str] = []
     panic_at = state.panic_at
@@ -228,7 +230,10 @@ def _read(policy: ScalePolicy, t: Trigger, history: tuple[Sample, ...], observed
                         [s for s in mine if s.at == newest])
     if idle and (t.kind in TriggerKind.request_driven() or t.kind in TriggerKind.resource()):
         return Reading(value, t.target, age, 0, IDLE), None
-    up = _ceil(value / (t.target * (1 + policy.tolerance)))
-    down = _ceil(value / (t.target * (1 - policy.tolerance)))
-    want = _Want(t, value, up, max(down, up), _ceil(panic_value / t.target))
+    # The tolerance band, as Kubernetes' HPA: within 10% of the target per current replica
+    # the count holds; outside it the count is what the load needs.
+    raw = value / t.target
+    n = observed.current
+    wants = n if n and abs(raw / n - 1) <= policy.tolerance else _ceil(raw)
+    want = _Want(t, value, wants, wants, _ceil(panic_value / t.target))
     return Reading(value, t.target, age, want.up), want
