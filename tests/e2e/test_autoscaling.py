@@ -93,28 +93,29 @@ def counts(api: Api, name: str) -> Iterator[list[tuple[float, int]]]:
 def test_concurrency_scales_up_down_and_holds(api: Api, server: BerthServer) -> None:
     api.task(api.create(autoscaled("auto-conc"))["task_id"])
     url = f"{server.gateway}/e2e/auto-conc/predict"
-    with Load(url, 8) as load:
-        wait_for(lambda: ready(api, "auto-conc") == 4, 60, 0.2, "4 ready replicas")
-        time.sleep(1)
-    assert load.failed == [], load.failed[:5]
-    assert load.ok > 0
-    v = view(api, "auto-conc")
-    assert v["desired"] == 4 and v["metrics"]["concurrency"]["target"] == 2
-    events = api.http.get(f"{api.base}/auto-conc/events").json()["items"]
-    ups = [e for e in events if e["reason"] == "ScaledUp"]
-    assert ups and "concurrency" in ups[0]["message"]
+    with Load(url, 4) as steady:
+        with Load(url, 4) as burst:
+            wait_for(lambda: ready(api, "auto-conc") == 4, 60, 0.2, "4 ready replicas")
+            time.sleep(1)
+        v = view(api, "auto-conc")
+        assert v["desired"] == 4 and v["metrics"]["concurrency"]["target"] == 2
+        events = api.http.get(f"{api.base}/auto-conc/events").json()["items"]
+        ups = [e for e in events if e["reason"] == "ScaledUp"]
+        assert ups and "concurrency" in ups[0]["message"]
+        # Half the clients stop: down to 2 under load (drained, nothing fails), and
+        # 4 steady clients keep exactly that count: no flapping.
+        wait_for(lambda: api.get("auto-conc")["containers"][0]["deploy_status"]["total"] == 2,
+                 60, 0.2, "down to 2 replicas")
+        with counts(api, "auto-conc") as seen:
+            time.sleep(20)
+    assert burst.failed == [] and steady.failed == [], (burst.failed + steady.failed)[:5]
+    assert burst.ok > 0 and steady.ok > 0
+    assert {n for _, n in seen} == {2}, seen
+    assert any(e["reason"] == "ScaledDown"
+               for e in api.http.get(f"{api.base}/auto-conc/events").json()["items"])
     # The load stops: back to min.
     wait_for(lambda: api.get("auto-conc")["containers"][0]["deploy_status"]["total"] == 1, 60,
              0.2, "back to 1 replica")
-    assert any(e["reason"] == "ScaledDown"
-               for e in api.http.get(f"{api.base}/auto-conc/events").json()["items"])
-    # 4 steady clients ask for 2 replicas and keep exactly that count: no flapping.
-    with Load(url, 4) as steady:
-        wait_for(lambda: ready(api, "auto-conc") == 2, 60, 0.2, "2 ready replicas")
-        with counts(api, "auto-conc") as seen:
-            time.sleep(20)
-    assert steady.failed == [], steady.failed[:5]
-    assert {n for _, n in seen} == {2}, seen
 
 
 def test_scale_to_zero_after_timeout_and_back(api: Api, server: BerthServer) -> None:
