@@ -104,10 +104,11 @@ def autoscaler_out(d: Deployment, records: list[ScaleRecord],
         current = len(serving_replicas(d, replicas, c.region))
         rec = by_region.get(c.region)
         if rec is None:
-            why = ("not decided yet" if d.desired == DesiredState.RUNNING
-                   else f"deployment {d.desired.value.lower()}")
+            running = d.desired == DesiredState.RUNNING
+            why = "not decided yet" if running else f"deployment {d.desired.value}"
             regions.append(AutoscalerRegionOut(
-                region=c.region, current=current, desired=c.scale.min, min=c.scale.min,
+                region=c.region, current=current, desired=c.scale.min if running else 0,
+                min=c.scale.min,
                 max=c.scale.max, panic=False, reasons=[why], metrics={}))
             continue
         regions.append(AutoscalerRegionOut(
