@@ -189,6 +189,18 @@ GCORE_ACTS: dict[str, Body] = {
     "auth_enabled": {"auth_enabled": True}, "credentials_name": {"credentials_name": "hub"},
     "flavor_name": {"flavor_name": gcore_facts().flavors[1].name},
     "containers": {"containers[0].scale.max": 3},
+    "containers[].scale.min": {"containers[0].scale.min": 2},
+    "containers[].scale.max": {"containers[0].scale.max": 4},
+    "containers[].scale.cooldown_period": {"containers[0].scale.cooldown_period": 7},
+    "containers[].scale.polling_interval": {"containers[0].scale.polling_interval": 3},
+    "containers[].scale.triggers.cpu": {"containers[0].scale.triggers.cpu.threshold": 80},
+    "containers[].scale.triggers.memory": {"containers[0].scale.triggers.memory.threshold": 70},
+    "containers[].scale.triggers.gpu_memory": {
+        "containers[0].scale.triggers.gpu_memory.threshold": 60},
+    "containers[].scale.triggers.gpu_utilization": {
+        "containers[0].scale.triggers.gpu_utilization.threshold": 50},
+    "containers[].scale.triggers.http": {"containers[0].scale.triggers.http": {
+        "rate": 5, "window": 10}},
     "ingress_opts": {"ingress_opts.disable_response_buffering": True},
     "logging": {"logging": {"enabled": False}},
     "logging.enabled": {"logging.enabled": False},
@@ -287,6 +299,13 @@ TIR_REFUSED: dict[str, Body] = {
     "dataset_path": {"dataset_path": "d/"}, "model_load_integration_id": {
         "model_load_integration_id": 6}, "sfs_path": {"sfs_path": "/sfs"},
     "disk_path": {"disk_path": "/disk"}, "storage_type": {"storage_type": "sfs"},
+    "auto_scale_policy.rules[].condition_type": {"is_auto_scale_enabled": True,
+                                                 "auto_scale_policy": {"rules": [{
+                                                     "metric": "concurrency", "value": 2,
+                                                     "condition_type": "percentage"}]}},
+    "auto_scale_policy.initial_cooldown_period": {"is_auto_scale_enabled": True,
+                                                  "auto_scale_policy": {
+                                                      "initial_cooldown_period": "30"}},
 }
 TIR_ACTS: dict[str, Body] = {
     "name": {"name": "other-echo"}, "sku_id": {"sku_id": 2},
@@ -296,6 +315,10 @@ TIR_ACTS: dict[str, Body] = {
         "min_replicas": 1, "max_replicas": 4, "rules": [{"metric": "cpu", "value": 50}]}},
     "auto_scale_policy": {"is_auto_scale_enabled": True, "auto_scale_policy": {
         "min_replicas": 0, "max_replicas": 2, "rules": []}},
+    "auto_scale_policy.rules[].watch_period": {"is_auto_scale_enabled": True,
+                                               "auto_scale_policy": {"rules": [{
+                                                   "metric": "concurrency", "value": 2,
+                                                   "watch_period": "45"}]}},
     "custom_endpoint_details.container.container_name": {
         "custom_endpoint_details.container.container_name": "python:3.12"},
     ADVANCE: {f"{ADVANCE}.is_readiness_probe_enabled": True,

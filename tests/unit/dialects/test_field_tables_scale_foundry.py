@@ -256,6 +256,10 @@ FOUNDRY_SAMPLES: dict[str, tuple[dict[str, Any], Any]] = {
                                                         30),
     f"{RC}.scalingConfiguration.scaleDownDelay.unit": ({f"{RC}.scalingConfiguration": SCALING},
                                                        "MINUTES"),
+    f"{RC}.scalingConfiguration.scaleUpDelay.value": ({f"{RC}.scalingConfiguration": SCALING},
+                                                      20),
+    f"{RC}.scalingConfiguration.scaleUpDelay.unit": ({f"{RC}.scalingConfiguration": SCALING},
+                                                     "MINUTES"),
     f"{RC}.environmentVariables": ({}, ECHO | {"MODE": "a"}),
 }
 

@@ -201,6 +201,7 @@ def to_native(config: LiveDeploymentRuntimeConfiguration, name: str, facts: Plat
     scaling = config.scaling_configuration
     if scaling is not None:
         scale["cooldown_period"] = _seconds(scaling.scale_down_delay)
+        scale["scale_up_delay"] = _seconds(scaling.scale_up_delay)
         threads = config.thread_count or DEFAULT_THREADS
         scale["triggers"] = {"concurrency": {
             "target": max(scaling.scale_up_load_threshold * threads, 0.01)}}
@@ -237,8 +238,8 @@ def translate(exc: SpecInvalid, config: LiveDeploymentRuntimeConfiguration,
 def runtime_configuration(spec: DeploymentSpec, scaling: Any = None,
                           sources: list[str] | None = None) -> dict[str, Any]:
     """The native spec as a Foundry runtimeConfiguration; `scaling` is the caller's own
-    scalingConfiguration, kept because Berth has no scale-up delay of its own, and
-    `sources` the Connection RIDs kept as given."""
+    scalingConfiguration, shown as sent (its delays in the caller's units), and `sources`
+    the Connection RIDs kept as given."""
     res = spec.resources
     scale = spec.containers[0].scale
     envs = dict(spec.envs) | {IMAGE_ENV: spec.image}

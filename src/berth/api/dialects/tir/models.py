@@ -10,9 +10,10 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Strict
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, Strict
 
 from berth.api.dialects.request_schema import model_body, parse_object
+from berth.domain.spec import MAX_SECONDS
 
 M = TypeVar("M", bound=BaseModel)
 T = TypeVar("T")
@@ -92,21 +93,28 @@ class DetailedInfo(TirModel):
     tokenizer: Opt[str] = None
 
 
+# Autoscaling periods in seconds; the SDK sends them as strings ("60", "300").
+Seconds = Annotated[int, Field(ge=0, le=MAX_SECONDS)]
+
+
 class Rule(TirModel):
     metric: Literal["concurrency", "requestRate", "custom", "cpu", "memory"]
-    condition_type: Opt[str] = None
+    # "limit" (the SDK's only value): `value` is the per-replica target. Berth serves no
+    # other kind of condition, so any other is refused by the Literal.
+    condition_type: Opt[Literal["limit"]] = None
     condition_value: Opt[float] = None
     value: Opt[float] = None
     custom_metric_name: Opt[str] = None
-    watch_period: Opt[int | str] = None
+    # Seconds of load the rule is averaged over: the native stable window.
+    watch_period: Opt[Annotated[int, Field(ge=1, le=MAX_SECONDS)]] = None
 
 
 class AutoScalePolicy(TirModel):
     min_replicas: int = 1
     max_replicas: int = 1
     rules: list[Rule] | None = None
-    stability_period: Opt[int] = None
-    initial_cooldown_period: Opt[int] = None
+    stability_period: Opt[Seconds] = None  # the native cooldown_period
+    initial_cooldown_period: Opt[Seconds] = None  # only 0: see requests.scale
 
 
 class TargetRoute(TirModel):

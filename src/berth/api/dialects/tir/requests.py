@@ -141,6 +141,22 @@ def triggers(rules: list[Rule] | None) -> dict[str, Any]:
     return out
 
 
+def watch_period(rules: list[Rule] | None) -> int | None:
+    """The rules' watch period, Berth's one stable window per policy: rules that name one
+    must agree."""
+    found: int | None = None
+    for i, rule in enumerate(rules or []):
+        if rule.watch_period is None:
+            continue
+        if found is not None and rule.watch_period != found:
+            raise bad(f"auto_scale_policy.rules[{i}].watch_period", "one_window",
+                      f"all rules must share one watch period (an earlier rule has {found}): "
+                      "Berth "
+                      "averages every trigger over one stable window")
+        found = rule.watch_period
+    return found
+
+
 def scale(policy: AutoScalePolicy | None, *, autoscale: bool,
           replicas: int | None = None) -> dict[str, Any]:
     """A native containers list from TIR's replica count or auto-scale policy."""
@@ -152,6 +168,14 @@ def scale(policy: AutoScalePolicy | None, *, autoscale: bool,
                                "triggers": triggers(policy.rules)}
         if policy.stability_period is not None:
             out["cooldown_period"] = policy.stability_period
+        window = watch_period(policy.rules)
+        if window is not None:
+            out["stable_window"] = window
+        if policy.initial_cooldown_period:
+            raise bad("auto_scale_policy.initial_cooldown_period", "unsupported",
+                      "Berth has no separate cooldown after start: a first scale-down waits "
+                      "a full watch_period of load and stability_period sets the cooldown; "
+                      "give 0 or leave it out")
     else:
         count = 1 if replicas is None else replicas
         out = {"min": count, "max": count, "triggers": {}}

@@ -117,13 +117,14 @@ def rules(scale: Scale) -> list[dict[str, Any]]:
         if target is not None:
             out.append(_rule(metric, target.target))
     out.extend(_rule("custom", c.target, c.metric_name) for c in t.custom)
-    return out
+    watch = None if scale.stable_window is None else str(scale.stable_window)
+    return [r | {"watch_period": watch} for r in out]
 
 
 def _rule(metric: str, value: float, custom: str | None = None) -> dict[str, Any]:
     shown = int(value) if value == int(value) else value
     return {"metric": metric, "condition_type": "limit", "condition_value": shown,
-            "value": shown, "custom_metric_name": custom, "watch_period": "60"}
+            "value": shown, "custom_metric_name": custom}
 
 
 def to_tir(inference_id: int, d: Deployment, record: dict[str, Any], facts: PlatformFacts,
@@ -146,7 +147,7 @@ def to_tir(inference_id: int, d: Deployment, record: dict[str, Any], facts: Plat
         "auto_scale_policy": {
             "min_replicas": c.scale.min, "max_replicas": c.scale.max, "rules": rules(c.scale),
             "stability_period": str(c.scale.cooldown_period),
-            "initial_cooldown_period": str(c.scale.polling_interval)} if autoscale else None,
+            "initial_cooldown_period": "0"} if autoscale else None,
         "sku_id": index, "sku_name": spec.flavor,
         "sku_details": {"plan": plan | {"sku_type": "hourly"}} if plan else None,
         "custom_endpoint_details": {
