@@ -103,14 +103,15 @@ def test_the_gateway_reads_the_stored_decisions_off_the_event_loop(store: Store)
     with store.write() as tx:
         tx.deployments.insert(d)
         tx.autoscaler.save(record(d.id))
-    gw = Gateway(store)
-    gw.table = build_table(1, [d], [], [], None)
-    loop = asyncio.new_event_loop()
-    try:
-        gw.loop = loop
-        loop.run_until_complete(gw.refresh_decisions())
-    finally:
-        loop.close()
+
+    async def read() -> Gateway:
+        gw = Gateway(store)
+        gw.loop = asyncio.get_running_loop()
+        gw.table = build_table(1, [d], [], [], None)
+        await gw.refresh_decisions()
+        return gw
+
+    gw = asyncio.run(read())
     got = samples(gw.metrics.render())
     base = (("deployment", d.name), ("project", d.project), ("region", "local"))
     assert got[("berth_autoscaler_desired_replicas", base)] == 3
