@@ -10,7 +10,7 @@ from typing import Any
 
 import httpx
 
-from tests.e2e.harness import Api, BerthServer, echo_spec, wait_for
+from tests.e2e.harness import Api, BerthServer, echo_spec, metric, wait_for
 
 LOAD_SECONDS_MAX = 120.0  # every load loop ends by this, whatever happens
 
@@ -116,6 +116,9 @@ def test_concurrency_scales_up_down_and_holds(api: Api, server: BerthServer) -> 
     # The load stops: back to min.
     wait_for(lambda: api.get("auto-conc")["containers"][0]["deploy_status"]["total"] == 1, 60,
              0.2, "back to 1 replica")
+    # The decision is on the gateway's /metrics too.
+    assert (metric(server.gateway, "berth_autoscaler_desired_replicas",
+                   deployment="auto-conc") or 0) >= 1
 
 
 def test_scale_to_zero_after_timeout_and_back(api: Api, server: BerthServer) -> None:

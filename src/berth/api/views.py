@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -28,15 +29,19 @@ from berth.runtime.base import LogLine, ReplicaStats
 from berth.store.autoscaler import ScaleRecord
 
 
-def deployment_body(d: Deployment, address: str | None = None) -> dict[str, Any]:
-    """The `DeploymentOut` shape as plain JSON data, built without re-validating the spec."""
+def deployment_body(d: Deployment, address: str | None = None,
+                    decisions: list[ScaleRecord] | None = None) -> dict[str, Any]:
+    """The `DeploymentOut` shape as plain JSON data, built without re-validating the spec.
+    `decisions`: the autoscaler's, for each container's `desired`."""
     body = d.spec.model_dump(mode="json", by_alias=True)
     status_by_region = {c.region: c for c in d.containers}
+    desired = desired_counts(d, decisions or [])
     for container in body["containers"]:
         st = status_by_region.get(container["region"])
         container["deploy_status"] = {"ready": st.ready if st else 0,
                                       "total": st.total if st else 0}
         container["error_message"] = st.error if st else ""
+        container["desired"] = desired.get(container["region"])
     body.update(id=d.id, project=d.project, generation=d.generation,
                 observed_generation=d.observed_generation, desired_state=d.desired.value,
                 status=d.status.value, status_reason=d.status_reason,
@@ -45,8 +50,23 @@ def deployment_body(d: Deployment, address: str | None = None) -> dict[str, Any]
     return body
 
 
-def deployment_out(d: Deployment, address: str | None = None) -> DeploymentOut:
-    return DeploymentOut.model_validate(deployment_body(d, address))
+def deployment_out(d: Deployment, address: str | None = None,
+                   decisions: list[ScaleRecord] | None = None) -> DeploymentOut:
+    return DeploymentOut.model_validate(deployment_body(d, address, decisions))
+
+
+def desired_counts(d: Deployment, records: list[ScaleRecord]) -> Mapping[str, int]:
+    """Region -> the count the controller runs: the stored decision within the spec's
+    [min, max] (the spec may have changed since). A deployment not running has none."""
+    if d.desired != DesiredState.RUNNING:
+        return {}
+    by_region = {r.region: r for r in records}
+    counts: dict[str, int] = {}
+    for c in d.spec.containers:
+        rec = by_region.get(c.region)
+        if rec is not None:
+            counts[c.region] = min(max(rec.desired, c.scale.min), c.scale.max)
+    return counts
 
 
 def _iso(at: datetime | None) -> str | None:

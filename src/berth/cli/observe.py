@@ -1,4 +1,4 @@
-"""Commands that only look: replicas, logs, events, flavors, regions."""
+"""Commands that only look: replicas, logs, events, autoscaler, flavors, regions."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import typer
 
 from berth.api.v1.models import LogLineOut
 from berth.cli import common, render
-from berth.cli.common import NameArg
+from berth.cli.common import NameArg, OutputFormat, OutputOpt
 
 MAX_LINES = 100_000  # the most log lines the server returns at once
 MAX_EVENTS = 10_000  # the most events the server returns at once
@@ -43,6 +43,17 @@ def events(
         common.say(f"{name} has no events.")
         return
     common.show(render.events_table(items))
+
+
+def autoscaler(ctx: typer.Context, name: NameArg,
+               output: OutputOpt = OutputFormat.TABLE) -> None:
+    """Show the autoscaler's latest decision per region: counts, panic, triggers, reasons."""
+    with common.open_client(ctx) as client:
+        view = client.autoscaler(name)
+    if output is OutputFormat.TABLE:
+        common.show(render.autoscaler_detail(view, datetime.now(UTC)))
+    else:
+        common.dump(view.model_dump(mode="json"), output)
 
 
 def _key(line: LogLineOut) -> tuple[datetime, str, str, str]:
@@ -114,5 +125,5 @@ def regions(ctx: typer.Context) -> None:
 
 
 def register(app: typer.Typer) -> None:
-    for func in (replicas, logs, events, flavors, regions):
+    for func in (replicas, logs, events, autoscaler, flavors, regions):
         common.register(app, func)

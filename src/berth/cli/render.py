@@ -11,6 +11,8 @@ from rich.text import Text
 
 from berth.api.v1.models import (
     ApiKeyOut,
+    AutoscalerOut,
+    AutoscalerRegionOut,
     DeploymentOut,
     EventOut,
     FlavorOut,
@@ -152,13 +154,61 @@ def deployment_detail(d: DeploymentOut, now: datetime) -> RenderableType:
         rows.insert(1, ("Description", d.description))
     for key, value in rows:
         grid.add_row(key, Text(value) if isinstance(value, str) else value)
-    containers = _table("REGION", "READY", "MIN", "MAX", "ERROR")
+    containers = _table("REGION", "READY", "DESIRED", "MIN", "MAX", "ERROR")
     for c in d.containers:
         containers.add_row(
             Text(c.region), f"{c.deploy_status.ready}/{c.deploy_status.total}",
-            str(c.scale.min), str(c.scale.max), Text(_dash(c.error_message), style="red"),
+            _dash(c.desired), str(c.scale.min), str(c.scale.max),
+            Text(_dash(c.error_message), style="red"),
         )
     return Group(grid, Text(""), Text("Containers", style="bold"), containers)
+
+
+TRIGGER_STYLES = {"ok": "green", "idle": "dim", "stale": "yellow", "unavailable": "red"}
+
+
+def number(value: float | None) -> str:
+    """5.0 -> '5', 1.25 -> '1.25', 0.3333 -> '0.33'; '-' when unknown."""
+    return "-" if value is None else f"{value:.2f}".rstrip("0").rstrip(".")
+
+
+def autoscaler_detail(view: AutoscalerOut, now: datetime) -> RenderableType:
+    """Per region: the counts and bounds, panic, last scale; its triggers; the reasons."""
+    parts: list[RenderableType] = []
+    for region in view.regions:
+        if parts:
+            parts.append(Text(""))
+        parts.extend(_autoscaler_region(region, now))
+    return Group(*parts) if parts else Text("No regions.")
+
+
+def _autoscaler_region(r: AutoscalerRegionOut, now: datetime) -> list[RenderableType]:
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="bold")
+    grid.add_column()
+    last = (f"{clock(r.last_scale_at)} ({age(r.last_scale_at, now)} ago)"
+            if r.last_scale_at else "never")
+    decided = f"{clock(r.decided_at)} ({age(r.decided_at, now)} ago)" if r.decided_at else "-"
+    for key, value in (
+        ("Region", Text(r.region)), ("Current", str(r.current)), ("Desired", str(r.desired)),
+        ("Min", str(r.min)), ("Max", str(r.max)),
+        ("Panic", Text("yes", style="red") if r.panic else "no"),
+        ("Last scale", last), ("Decided", decided),
+    ):
+        grid.add_row(key, value)
+    parts: list[RenderableType] = [grid]
+    if r.metrics:
+        metrics = _table("TRIGGER", "VALUE", "TARGET", "AGE", "WANTS", "STATUS")
+        for key, m in sorted(r.metrics.items()):
+            style = TRIGGER_STYLES.get(m.status.split(":", 1)[0], "")
+            metrics.add_row(Text(key), number(m.value), number(m.target),
+                            "-" if m.age_seconds is None else f"{number(m.age_seconds)}s",
+                            _dash(m.wants), Text(m.status, style=style))
+        parts += [Text(""), metrics]
+    if r.reasons:
+        parts += [Text(""), Text("Reasons", style="bold"),
+                  *(Text(f"  {reason}") for reason in r.reasons)]
+    return parts
 
 
 def replicas_table(items: Iterable[ReplicaOut], now: datetime) -> Table:

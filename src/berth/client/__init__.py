@@ -11,6 +11,9 @@ from __future__ import annotations
 
 from berth.api.v1.models import (
     Accepted,
+    AutoscalerMetricOut,
+    AutoscalerOut,
+    AutoscalerRegionOut,
     DeploymentList,
     DeploymentOut,
     ErrorDetail,
@@ -41,6 +44,9 @@ __all__ = [
     "DEFAULT_PROJECT",
     "DEFAULT_URL",
     "Accepted",
+    "AutoscalerMetricOut",
+    "AutoscalerOut",
+    "AutoscalerRegionOut",
     "BerthAPIError",
     "BerthClient",
     "BerthClientError",

@@ -21,6 +21,7 @@ from berth.api.v1.models import (
     ApiKeyCreated,
     ApiKeyList,
     ApiKeyOut,
+    AutoscalerOut,
     DeploymentList,
     DeploymentOut,
     EventList,
@@ -186,6 +187,10 @@ class BerthClient:
     def events(self, name: str, limit: int = 100) -> builtins.list[EventOut]:
         path = f"{self._deployment(name)}/events"
         return self._call(EventList, "GET", path, params={"limit": limit}).items
+
+    def autoscaler(self, name: str) -> AutoscalerOut:
+        """The autoscaler's latest decision per region: counts, panic, reasons, metrics."""
+        return self._call(AutoscalerOut, "GET", f"{self._deployment(name)}/autoscaler")
 
     def logs(self, name: str, since: Since = None, limit: int = 1000) -> builtins.list[LogLineOut]:
         params: dict[str, Any] = {"limit": limit}

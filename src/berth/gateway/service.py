@@ -19,11 +19,12 @@ from berth.domain.records import Event
 from berth.gateway.accesslog import AccessLog, quoted
 from berth.gateway.balancer import Backend
 from berth.gateway.http import plain_response
-from berth.gateway.metrics import GatewayMetrics
+from berth.gateway.metrics import GatewayMetrics, named_decisions
 from berth.gateway.paths import refusal
 from berth.gateway.proxy import ClientConnection
 from berth.gateway.table import Route, RoutingTable, build_table
 from berth.gateway.upstream import UpstreamPool
+from berth.store.autoscaler import ScaleRecord
 from berth.store.engine import Store
 from berth.store.routing import GatewayReport
 
@@ -36,6 +37,7 @@ IDLE_SWEEP_SECONDS: Final = 1.0  # idle client connections and slow request head
 NO_ROUTE: Final = '"project":null,"deployment":null'
 MAX_CACHED_SECRETS: Final = 4096
 MAX_CACHED_ROUTES: Final = 4096
+DECISIONS_SECONDS: Final = 1.0  # how often the autoscaler's decisions are read for /metrics
 
 
 class Gateway:
@@ -64,6 +66,7 @@ class Gateway:
         self._id_prefix = os.urandom(4).hex().encode()
         self.access = AccessLog(access_log)
         self._changed = asyncio.Event()
+        self._decisions_due = 0.0  # monotonic time of the next read of the decisions
         self._server: asyncio.base_events.Server | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self.loop: asyncio.AbstractEventLoop = asyncio.get_event_loop_policy().get_event_loop()
@@ -142,6 +145,21 @@ class Gateway:
                 await self.refresh()
             except Exception:
                 log.exception("routing table refresh failed")
+            if monotonic() >= self._decisions_due:
+                self._decisions_due = monotonic() + DECISIONS_SECONDS
+                try:
+                    await self.refresh_decisions()
+                except Exception:
+                    log.exception("reading the autoscaler's decisions failed")
+
+    async def refresh_decisions(self) -> None:
+        """The autoscaler's decisions for /metrics, read in a worker thread."""
+        records = await self.loop.run_in_executor(None, self._read_decisions)
+        self.metrics.decisions = named_decisions(records, self.table)
+
+    def _read_decisions(self) -> list[ScaleRecord]:
+        with self.store.read() as tx:
+            return tx.autoscaler.all()
 
     # -- reports to the controller ------------------------------------------------------------
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -31,7 +31,7 @@ PROJECT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 # Fields of the read shape that a client may send back on PUT; they are not spec.
 READ_ONLY = ("id", "project", "generation", "observed_generation", "desired_state", "status",
              "status_reason", "status_since", "address", "created_at", "updated_at")
-CONTAINER_READ_ONLY = ("deploy_status", "error_message")
+CONTAINER_READ_ONLY = ("deploy_status", "error_message", "desired")
 
 
 @dataclass(frozen=True)
@@ -121,6 +121,21 @@ class DeploymentService:
         with self.store.read() as tx:
             d = self._find(tx, project, name, include_deleted=True)
             return d, tx.autoscaler.of(d.id), tx.replicas.of(d.id)
+
+    def decisions(self, deployment_ids: Iterable[str]) -> dict[str, list[ScaleRecord]]:
+        """The autoscaler's latest decisions of these deployments, by deployment id."""
+        ids = set(deployment_ids)
+        if not ids:
+            return {}
+        with self.store.read() as tx:
+            if len(ids) == 1:  # one deployment's GET: its rows only
+                records = tx.autoscaler.of(next(iter(ids)))
+            else:
+                records = [r for r in tx.autoscaler.all() if r.deployment_id in ids]
+        found: dict[str, list[ScaleRecord]] = {}
+        for r in records:
+            found.setdefault(r.deployment_id, []).append(r)
+        return found
 
     # ---- changes -----------------------------------------------------------------------
 

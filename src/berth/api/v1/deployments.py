@@ -83,16 +83,19 @@ def list_(
     offset: Annotated[int, Query(ge=0)] = 0,
     include_deleted: bool = False,
 ) -> Response:
-    items, count = state.deployments(request).page(project, limit=limit, offset=offset,
-                                                   include_deleted=include_deleted)
-    return JsonResponse({"items": [deployment_body(d, _address(request, d)) for d in items],
-                         "count": count})
+    svc = state.deployments(request)
+    items, count = svc.page(project, limit=limit, offset=offset,
+                            include_deleted=include_deleted)
+    decisions = svc.decisions(d.id for d in items)
+    return JsonResponse({"items": [deployment_body(d, _address(request, d), decisions.get(d.id))
+                                   for d in items], "count": count})
 
 
 @router.get("/{name}", response_model=DeploymentOut, summary="Get a deployment")
 def get(project: str, name: str, request: Request) -> Response:
-    d = state.deployments(request).get(project, name)
-    return JsonResponse(deployment_body(d, _address(request, d)),
+    svc = state.deployments(request)
+    d = svc.get(project, name)
+    return JsonResponse(deployment_body(d, _address(request, d), svc.decisions([d.id]).get(d.id)),
                         headers={"ETag": f'"{d.generation}"'})
 
 

@@ -24,6 +24,10 @@ class ContainerOut(Container):
     model_config = ConfigDict(extra="ignore")
     deploy_status: DeployStatus = Field(default_factory=DeployStatus)
     error_message: str = ""
+    desired: int | None = Field(
+        default=None, description="Replicas the autoscaler decided on for this region, within "
+        "scale.min and scale.max; null: no decision (not running, or not decided yet). "
+        "Read-only: PUT ignores it.")
 
 
 class DeploymentOut(DeploymentSpec):
