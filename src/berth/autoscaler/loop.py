@@ -20,7 +20,7 @@ import httpx
 from berth.autoscaler.decide import Decision, Observed, Sample, ScaleState, decide
 from berth.autoscaler.policy import ScalePolicy, TriggerKind, policy_for
 from berth.autoscaler.sources import (
-    RequestRate,
+    GatewayMeters,
     custom_samples,
     gateway_samples,
     gpu_samples,
@@ -104,7 +104,7 @@ class Autoscaler:
         self.last: dict[Key, Decision] = {}
         self.polled_at: dict[Key, float] = {}
         self.policies: dict[Key, ScalePolicy] = {}
-        self.rates = RequestRate()
+        self.meters = GatewayMeters()
         self._http: httpx.AsyncClient | None = None
 
     async def run(self, stopping: asyncio.Event) -> None:
@@ -167,7 +167,7 @@ class Autoscaler:
             self.last.pop(key, None)
             self.polled_at.pop(key, None)
             self.policies.pop(key, None)
-        self.rates.forget({d.id for d in running})
+        self.meters.forget({d.id for d in running})
         changed = False
         if polled or gone:
             with self.store.write(notify=False) as tx:
@@ -188,7 +188,8 @@ class Autoscaler:
     async def _observe(self, d: Deployment, replicas: list[Replica], policy: ScalePolicy,
                        traffic: TrafficView, first_region: bool, now: float) -> Observed:
         kinds = {t.kind for t in policy.triggers}
-        samples: list[Sample] = gateway_samples(d, replicas, traffic, self.rates, first_region)
+        samples: list[Sample] = gateway_samples(
+            d, replicas, traffic, self.meters, first_region, len(d.spec.containers) == 1)
         unavailable: dict[str, str] = {}
         if kinds & {TriggerKind.CPU, TriggerKind.MEMORY}:
             cores, memory = requested(d, self.facts)

@@ -35,37 +35,58 @@ def serving_replicas(d: Deployment, rows: Iterable[Replica], region: str) -> lis
 
 
 @dataclass
-class RequestRate:
-    """Requests per second from the gateways' answered-requests counters, as Prometheus'
-    rate(): a counter that went down (a gateway restarted) counts from zero."""
+class CounterRate:
+    """A per-second rate from a counter the gateways sum (answered requests; request-seconds
+    in flight, whose rate is the mean concurrency). A counter that went down — a gateway
+    restarted or stopped reporting — only starts a new baseline: no sample, never a spike."""
 
-    seen: dict[str, tuple[int, float]] = field(default_factory=dict)  # deployment -> count, at
+    source: str
+    seen: dict[str, tuple[float, float]] = field(default_factory=dict)  # deployment -> n, at
 
-    def sample(self, deployment_id: str, count: int, at: float) -> Sample | None:
+    def sample(self, deployment_id: str, count: float, at: float) -> Sample | None:
         before = self.seen.get(deployment_id)
         self.seen[deployment_id] = (count, at)
-        if before is None or at <= before[1]:
+        if before is None or at <= before[1] or count < before[0]:
             return None
-        grown = count - before[0] if count >= before[0] else count
-        return Sample(TriggerKind.REQUEST_RATE, grown / (at - before[1]), at)
+        return Sample(self.source, (count - before[0]) / (at - before[1]), at)
 
     def forget(self, keep: set[str]) -> None:
         for d_id in set(self.seen) - keep:
             del self.seen[d_id]
 
 
+@dataclass
+class GatewayMeters:
+    requests: CounterRate = field(
+        default_factory=lambda: CounterRate(TriggerKind.REQUEST_RATE))
+    busy: CounterRate = field(default_factory=lambda: CounterRate(TriggerKind.CONCURRENCY))
+
+    def forget(self, keep: set[str]) -> None:
+        self.requests.forget(keep)
+        self.busy.forget(keep)
+
+
 def gateway_samples(d: Deployment, replicas: list[Replica], traffic: TrafficView,
-                    rate: RequestRate, first_region: bool) -> list[Sample]:
-    """In-flight + waiting requests (concurrency) and the request rate. Waiting requests are
-    the deployment's, not a region's: they count in its first region."""
+                    meters: GatewayMeters, first_region: bool, single_region: bool
+                    ) -> list[Sample]:
+    """Concurrency (in flight + waiting) and the request rate. Concurrency is the mean since
+    the last poll where the gateways integrate it for the deployment (one region), else the
+    instant of the report. Waiting requests are the deployment's: they count in its first
+    region."""
     at = traffic.reported_at
     if at is None:
         return []
-    inflight = sum(traffic.inflight.get(r.id, 0) for r in replicas)
-    waiting = traffic.waiting.get(d.id, 0) if first_region else 0
-    out = [Sample(TriggerKind.CONCURRENCY, float(inflight + waiting), at)]
+    out: list[Sample] = []
+    busy = traffic.busy_seconds.get(d.id)
+    mean = meters.busy.sample(d.id, busy, at) if single_region and busy is not None else None
+    if mean is not None:
+        out.append(mean)
+    else:
+        inflight = sum(traffic.inflight.get(r.id, 0) for r in replicas)
+        waiting = traffic.waiting.get(d.id, 0) if first_region else 0
+        out.append(Sample(TriggerKind.CONCURRENCY, float(inflight + waiting), at))
     if first_region:
-        measured = rate.sample(d.id, traffic.requests.get(d.id, 0), at)
+        measured = meters.requests.sample(d.id, traffic.requests.get(d.id, 0), at)
         if measured is not None:
             out.append(measured)
     return out

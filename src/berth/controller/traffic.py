@@ -17,6 +17,7 @@ class TrafficView:
     waiting: dict[str, int] = field(default_factory=dict)  # deployment id -> held requests
     last_request: dict[str, float] = field(default_factory=dict)  # deployment id -> unix time
     requests: dict[str, int] = field(default_factory=dict)  # deployment id -> answered, ever
+    busy_seconds: dict[str, float] = field(default_factory=dict)  # deployment -> request-s
     reported_at: float | None = None  # unix time of the oldest live report: the data's age
 
     def released(self, r: Replica) -> bool:
@@ -36,6 +37,7 @@ def traffic_view(reports: list[GatewayReport], now: float) -> TrafficView:
     waiting: dict[str, int] = {}
     last: dict[str, float] = {}
     requests: dict[str, int] = {}
+    busy: dict[str, float] = {}
     for g in live:
         for rid, n in g.inflight.items():
             inflight[rid] = inflight.get(rid, 0) + n
@@ -45,6 +47,8 @@ def traffic_view(reports: list[GatewayReport], now: float) -> TrafficView:
             last[d_id] = max(last.get(d_id, 0.0), at)
         for d_id, n in g.requests.items():
             requests[d_id] = requests.get(d_id, 0) + n
+        for d_id, seconds in g.busy_seconds.items():
+            busy[d_id] = busy.get(d_id, 0.0) + seconds
     return TrafficView(acked_version=min(g.version for g in live), inflight=inflight,
-                       waiting=waiting, last_request=last, requests=requests,
+                       waiting=waiting, last_request=last, requests=requests, busy_seconds=busy,
                        reported_at=min(g.seen_at for g in live))

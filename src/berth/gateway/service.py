@@ -37,6 +37,7 @@ IDLE_SWEEP_SECONDS: Final = 1.0  # idle client connections and slow request head
 NO_ROUTE: Final = '"project":null,"deployment":null'
 MAX_CACHED_SECRETS: Final = 4096
 MAX_CACHED_ROUTES: Final = 4096
+CONCURRENCY_SAMPLE_SECONDS: Final = 0.1  # how often in-flight requests are integrated
 DECISIONS_SECONDS: Final = 1.0  # how often the autoscaler's decisions are read for /metrics
 
 
@@ -62,6 +63,7 @@ class Gateway:
         self.metrics = GatewayMetrics()
         self.connections: set[ClientConnection] = set()
         self.activating: dict[str, float] = {}  # deployment id -> when its wake-up was sent
+        self.busy_seconds: dict[str, float] = {}  # deployment id -> request-seconds, ever
         self._last_id = 0
         self._id_prefix = os.urandom(4).hex().encode()
         self.access = AccessLog(access_log)
@@ -83,7 +85,8 @@ class Gateway:
             backlog=4096)
         self._tasks = [self.loop.create_task(self._refresh_loop()),
                        self.loop.create_task(self._report_loop()),
-                       self.loop.create_task(self._timeout_loop())]
+                       self.loop.create_task(self._timeout_loop()),
+                       self.loop.create_task(self._concurrency_loop())]
 
     async def stop(self, grace: float = 5.0) -> None:
         if self._server is not None:
@@ -177,11 +180,13 @@ class Gateway:
             if stats.last_request:
                 last[d_id] = stats.last_request + wall
             requests[d_id] = sum(stats.responses.values())
+        busy = {d_id: round(v, 3) for d_id, v in self.busy_seconds.items()
+                if d_id in self.table.by_id}
         for d_id in self.activating:
             waiting[d_id] = max(waiting.get(d_id, 0), 1)
         return GatewayReport(id=self.id, version=self.table.version, seen_at=time.time(),
                              inflight=inflight, last_request=last, waiting=waiting,
-                             requests=requests)
+                             requests=requests, busy_seconds=busy)
 
     def _write_report(self, report: GatewayReport) -> None:
         with self.store.write(notify=False) as tx:
@@ -199,6 +204,20 @@ class Gateway:
                 log.exception("gateway report failed")
             self.access.flush()
             await asyncio.sleep(self.report_seconds)
+
+    async def _concurrency_loop(self) -> None:
+        """Integrate each deployment's in-flight + waiting requests over time, so the
+        autoscaler reads the mean concurrency between two of its polls, not an instant."""
+        last = monotonic()
+        while True:
+            await asyncio.sleep(CONCURRENCY_SAMPLE_SECONDS)
+            now = monotonic()
+            dt, last = now - last, now
+            for d_id, route in self.table.by_id.items():
+                balancer = route.balancer
+                n = balancer.inflight() + len(balancer.waiters)
+                if n:
+                    self.busy_seconds[d_id] = self.busy_seconds.get(d_id, 0.0) + n * dt
 
     async def _timeout_loop(self) -> None:
         """One sweep instead of timer handles per request; timeouts fire within 50 ms."""

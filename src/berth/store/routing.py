@@ -28,6 +28,8 @@ class GatewayReport:
     last_request: dict[str, float] = field(default_factory=dict)  # deployment id -> unix time
     waiting: dict[str, int] = field(default_factory=dict)  # deployment id -> queued requests
     requests: dict[str, int] = field(default_factory=dict)  # deployment id -> answered, ever
+    # deployment id -> in-flight + waiting requests integrated over time (request-seconds)
+    busy_seconds: dict[str, float] = field(default_factory=dict)
 
 
 class RoutingRepo:
@@ -43,7 +45,8 @@ class RoutingRepo:
 
     def report(self, r: GatewayReport) -> None:
         body: dict[str, Any] = {"inflight": r.inflight, "last_request": r.last_request,
-                                "waiting": r.waiting, "requests": r.requests}
+                                "waiting": r.waiting, "requests": r.requests,
+                                "busy_seconds": r.busy_seconds}
         updated = self.conn.execute(g.update().where(g.c.id == r.id).values(
             version=r.version, seen_at=r.seen_at, report=body))
         if updated.rowcount == 0:
@@ -57,7 +60,8 @@ class RoutingRepo:
                               inflight=dict(r.report.get("inflight", {})),
                               last_request=dict(r.report.get("last_request", {})),
                               waiting=dict(r.report.get("waiting", {})),
-                              requests=dict(r.report.get("requests", {})))
+                              requests=dict(r.report.get("requests", {})),
+                              busy_seconds=dict(r.report.get("busy_seconds", {})))
                 for r in rows]
 
     def forget(self, gateway_id: str) -> None:
