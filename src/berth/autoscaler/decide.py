@@ -107,6 +107,7 @@ def _mean(samples: list[Sample]) -> float:
 class _Want:
     trigger: Trigger
     value: float  # stable-window average
+    panic_value: float  # panic-window average
     up: int  # replicas to scale up to (load above the band)
     down: int  # replicas it still needs (load below the band frees the rest)
     panic: int  # replicas the panic window asks for
@@ -115,24 +116,30 @@ class _Want:
 def decide(policy: ScalePolicy, observed: Observed, state: ScaleState, now: float) -> Decision:
     # A sample already older than the TTL when it arrives is dropped: its source is dead.
     arrived = tuple(s for s in observed.samples if now - s.at <= policy.metric_ttl)
-    history = tuple(s for s in (*state.history, *arrived)
-                    if now - s.at <= policy.history_seconds)
+    # Kept as long as any window looks back, and at least the TTL: a source is stale only
+    # once its newest sample is older than the TTL, not as soon as it leaves the window.
+    keep = max(policy.history_seconds, policy.metric_ttl)
+    history = tuple(s for s in (*state.history, *arrived) if now - s.at <= keep)
     since = state.since if state.since is not None else now
     last_req = observed.last_request_at
     idle_for = math.inf if last_req is None else now - last_req
     busy = observed.inflight > 0 or observed.waiting > 0 or observed.queued > 0
     idle = not busy and idle_for >= policy.idle_timeout
+    # The count decided last, not the replicas the controller has started so far: during a
+    # rollout or a replica's replacement fewer run for a moment, and that is no scale-down.
+    # With no earlier decision, bringing the count within its bounds is no scale event.
+    before = (state.desired if state.desired is not None
+              else min(max(observed.current, policy.min), policy.max))
+    base = min(max(before, policy.min), policy.max)
+    capacity = max(observed.current, before)  # replicas running, starting or on the way
     readings: dict[str, Reading] = {}
     wants: list[_Want] = []
     for t in policy.triggers:
-        reading, want = _read(policy, t, history, observed, idle, now)
+        reading, want = _read(policy, t, history, observed, base, idle, now)
         readings[t.key] = reading
         if want is not None:
             wants.append(want)
 
-    base = min(max(observed.current, policy.min), policy.max)
-    # With no earlier decision, bringing the count within its bounds is no scale event.
-    before = state.desired if state.desired is not None else base
     floor = policy.min if policy.min or idle else min(1, policy.max)
     reasons: list[str] = []
     panic_at = state.panic_at
@@ -140,13 +147,12 @@ def decide(policy: ScalePolicy, observed: Observed, state: ScaleState, now: floa
     decided_by: tuple[str, float | None, float | None] = ("bounds", None, None)
 
     panic_want = max((w.panic for w in wants), default=0)
-    if wants and panic_want >= policy.panic_threshold * max(observed.current, 1) \
-            and panic_want > observed.current:
+    if wants and panic_want >= policy.panic_threshold * max(capacity, 1) \
+            and panic_want > capacity:
         panic_at = now
     panic = panic_at is not None and now - panic_at < policy.stable_window and not idle
     if not panic:
         panic_at = None
-    up = max(wants, key=lambda w: (w.up, w.panic), default=None)
     up_want = max((w.up for w in wants), default=0)
     down_want = max((w.down for w in wants), default=0)
     cooled = state.last_scale_at is None or now - state.last_scale_at >= policy.cooldown
@@ -156,7 +162,7 @@ def decide(policy: ScalePolicy, observed: Observed, state: ScaleState, now: floa
         desired = policy.min
         reasons.append(f"autoscaling off: min = max = {policy.min}")
     elif observed.current == 0 and (observed.waiting or observed.queued) and policy.max:
-        desired = max(1, up_want, panic_want)
+        desired = max(base, 1, up_want, panic_want)
         reasons.append(f"cold start: {observed.waiting} requests waiting, "
                        f"{observed.queued} queued")
         decided_by = ("cold start", None, None)
@@ -167,8 +173,12 @@ def decide(policy: ScalePolicy, observed: Observed, state: ScaleState, now: floa
             up_since = state.up_since if state.up_since is not None else now
             if now - up_since >= policy.scale_up_delay:
                 desired = ask
-                if up is not None:
-                    decided_by = (up.trigger.key, up.value, up.trigger.target)
+                # The trigger that asked for the most, by the window that asked for it.
+                asker = max(wants, key=lambda w: max(w.up, w.panic if panic else 0))
+                by_panic = panic and asker.panic > asker.up
+                decided_by = (asker.trigger.key,
+                              asker.panic_value if by_panic else asker.value,
+                              asker.trigger.target)
             else:
                 reasons.append(f"scale-up delay: {policy.scale_up_delay - (now - up_since):.0f}s"
                                " left")
@@ -214,7 +224,7 @@ def decide(policy: ScalePolicy, observed: Observed, state: ScaleState, now: floa
 
 
 def _read(policy: ScalePolicy, t: Trigger, history: tuple[Sample, ...], observed: Observed,
-          idle: bool, now: float) -> tuple[Reading, _Want | None]:
+          held: int, idle: bool, now: float) -> tuple[Reading, _Want | None]:
     if t.source in observed.unavailable:
         why = observed.unavailable[t.source]
         return Reading(None, t.target, None, None, f"unavailable: {why}"), None
@@ -225,15 +235,16 @@ def _read(policy: ScalePolicy, t: Trigger, history: tuple[Sample, ...], observed
         return Reading(None, t.target, age, None, "stale"), None
     age = max(now - newest, 0.0)
     window = t.window if t.window is not None else policy.stable_window
-    value = _mean([s for s in mine if now - s.at <= window])
-    panic_value = _mean([s for s in mine if now - s.at <= policy.panic_window] or
-                        [s for s in mine if s.at == newest])
+    # A window with no sample in it (shorter than the gateways' report interval, or a
+    # source silent for longer than the window but not yet the TTL): the newest counts.
+    latest = [s for s in mine if s.at == newest]
+    value = _mean([s for s in mine if now - s.at <= window] or latest)
+    panic_value = _mean([s for s in mine if now - s.at <= policy.panic_window] or latest)
     if idle and (t.kind in TriggerKind.request_driven() or t.kind in TriggerKind.resource()):
         return Reading(value, t.target, age, 0, IDLE), None
-    # The tolerance band, as Kubernetes' HPA: within 10% of the target per current replica
-    # the count holds; outside it the count is what the load needs.
+    # The tolerance band, as Kubernetes' HPA: within 10% of the target per replica of the
+    # count held the count holds; outside it the count is what the load needs.
     raw = value / t.target
-    n = observed.current
-    wants = n if n and abs(raw / n - 1) <= policy.tolerance else _ceil(raw)
-    want = _Want(t, value, wants, wants, _ceil(panic_value / t.target))
+    wants = held if held and abs(raw / held - 1) <= policy.tolerance else _ceil(raw)
+    want = _Want(t, value, panic_value, wants, wants, _ceil(panic_value / t.target))
     return Reading(value, t.target, age, want.up), want
