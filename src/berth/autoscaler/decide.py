@@ -228,7 +228,8 @@ def _read(policy: ScalePolicy, t: Trigger, history: tuple[Sample, ...], observed
     if t.source in observed.unavailable:
         why = observed.unavailable[t.source]
         return Reading(None, t.target, None, None, f"unavailable: {why}"), None
-    mine = [s for s in history if s.source == t.source]
+    source = t.source  # a property: once, not once per sample
+    mine = [s for s in history if s.source == source]
     newest = max((s.at for s in mine), default=None)
     if newest is None or now - newest > policy.metric_ttl:
         age = None if newest is None else now - newest

@@ -171,9 +171,9 @@ class Autoscaler:
         changed = False
         if polled or gone:
             with self.store.write(notify=False) as tx:
+                tx.autoscaler.save_all(record_of(p, now) for p in polled)
                 for p in polled:
                     key = (p.deployment.id, p.region)
-                    tx.autoscaler.save(record_of(p, now))
                     for e in events_of(p, self.last.get(key), now):
                         tx.events.add(e)
                     before = stored.get(key)

@@ -6,6 +6,10 @@
                            prompt) echoes back; `stream: true` sends one chunk per word
                            (see echo_openai)
     GET  /healthz          {"status": "ok"}, or 503 while $ECHO_UNHEALTHY_FILE exists
+    GET  /metrics          the gauges set below, as Prometheus text (empty until one is set)
+    PUT  /metrics/{name}   {"value": 3.5}: sets gauge `name` (a Prometheus metric name) for
+                           a test to scale on (custom autoscaling triggers); answers
+                           {"name", "value"}; DELETE /metrics/{name} removes it
     /v2/...                KServe v2 / Open Inference Protocol: health, model metadata and
                            readiness, and POST /v2/models/{name}/infer, whose inputs come back
                            as its outputs (see echo_oip)
@@ -20,7 +24,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import os
+import re
 import signal
 import sys
 import time
@@ -38,6 +44,10 @@ from berth.catalog import echo_oip, echo_openai
 _JSON = b"application/json"
 _NOT_JSON = object()
 _MAX_QUEUED = 64  # pipelined requests waiting on one connection before reading pauses
+_PROMETHEUS = b"text/plain; version=0.0.4; charset=utf-8"
+_METRICS, _GAUGE_PREFIX = b"/metrics", b"/metrics/"
+_METRIC_NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]{0,199}")
+_MAX_GAUGES = 1000
 
 
 @dataclass(frozen=True)
@@ -87,10 +97,59 @@ def _chunk(data: bytes) -> bytes:
     return b"%x\r\n%s\r\n" % (len(data), data)
 
 
+class Gauges:
+    """The gauges this server exposes on GET /metrics, shared by its connections."""
+
+    def __init__(self) -> None:
+        self.values: dict[str, float] = {}
+
+    def page(self) -> bytes:
+        return "".join(f"# TYPE {name} gauge\n{name} {value!r}\n"
+                       for name, value in sorted(self.values.items())).encode()
+
+    def answer(self, method: bytes, path: bytes, body: bytes) -> tuple[int, bytes, bytes]:
+        """(status, body, content type) of a /metrics request."""
+        if path == _METRICS:
+            if method != b"GET":
+                return (*_error(405, f"{method.decode()} /metrics: use GET"), _JSON)
+            return 200, self.page(), _PROMETHEUS
+        name = path[len(_GAUGE_PREFIX):].decode(errors="replace")
+        if not _METRIC_NAME.fullmatch(name):
+            return (*_error(400, f"metric name {name!r} must match "
+                                 "[a-zA-Z_:][a-zA-Z0-9_:]* (at most 200 characters)"), _JSON)
+        if method == b"DELETE":
+            found = self.values.pop(name, None) is not None
+            return 200, json.dumps({"name": name, "deleted": found}).encode(), _JSON
+        if method != b"PUT":
+            return (*_error(405, f"{method.decode()} /metrics/{name}: use PUT or DELETE"), _JSON)
+        value = _finite(_json(body))
+        if isinstance(value, str):
+            return (*_error(400, f'body must be {{"value": <a finite number>}}: {value}'), _JSON)
+        if name not in self.values and len(self.values) >= _MAX_GAUGES:
+            return (*_error(400, f"at most {_MAX_GAUGES} gauges; DELETE one first"), _JSON)
+        self.values[name] = value
+        return 200, json.dumps({"name": name, "value": value}).encode(), _JSON
+
+
+def _finite(payload: Any) -> float | str:
+    """A gauge body's value, or what is wrong with it."""
+    if not isinstance(payload, dict) or "value" not in payload:
+        return "value is missing"
+    value = payload["value"]
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return f"value is {json.dumps(value)[:100]}"
+    try:
+        number = float(value)
+    except OverflowError:
+        return "value is out of range"
+    return number if math.isfinite(number) else f"value is {value!r}"
+
+
 class EchoProtocol(asyncio.Protocol):
-    def __init__(self, config: Config, connections: set[EchoProtocol]) -> None:
+    def __init__(self, config: Config, connections: set[EchoProtocol], gauges: Gauges) -> None:
         self.config = config
         self._connections = connections
+        self._gauges = gauges
         self._parser = httptools.HttpRequestParser(self)
         self._transport: asyncio.Transport | None = None
         self._url = b""
@@ -168,8 +227,23 @@ class EchoProtocol(asyncio.Protocol):
                                        or echo_oip.is_infer(request.path)))
 
     def _answer_now(self, request: _Request) -> None:
-        status, body = self._route(request)
-        self._finish(_response(status, body, request.keep_alive), request.keep_alive)
+        path = request.path
+        if path == b"/predict" and request.method == b"POST":  # the hot path: tested first
+            status, body = self._predict(request.body)
+            content_type = _JSON
+        elif path == _METRICS or path.startswith(_GAUGE_PREFIX):
+            status, body, content_type = self._gauges.answer(request.method, path, request.body)
+        else:
+            status, body, content_type = *self._route(request), _JSON
+        self._finish(_response(status, body, request.keep_alive, content_type),
+                     request.keep_alive)
+
+    def _predict(self, body: bytes) -> tuple[int, bytes]:
+        try:
+            payload = json.loads(body)
+        except ValueError as exc:
+            return _error(400, f"request body is not valid JSON: {exc}")
+        return 200, json.dumps({"echo": payload, "replica": self.config.replica}).encode()
 
     def _finish(self, data: bytes, keep_alive: bool = False) -> None:
         if self._transport is None or self._closing:
@@ -181,12 +255,6 @@ class EchoProtocol(asyncio.Protocol):
 
     def _route(self, request: _Request) -> tuple[int, bytes]:
         method, path = request.method, request.path
-        if path == b"/predict" and method == b"POST":
-            try:
-                payload = json.loads(request.body)
-            except ValueError as exc:
-                return _error(400, f"request body is not valid JSON: {exc}")
-            return 200, json.dumps({"echo": payload, "replica": self.config.replica}).encode()
         if path == b"/predict/stream" and method == b"POST" and not isinstance(
                 _json(request.body), dict):
             return _error(400, "request body must be a JSON object")
@@ -282,8 +350,10 @@ async def serve(config: Config, ready: Callable[[str], None] | None = None) -> N
         await asyncio.sleep(config.startup_delay)
     loop = asyncio.get_running_loop()
     connections: set[EchoProtocol] = set()
+    gauges = Gauges()
     server = await loop.create_server(
-        lambda: EchoProtocol(config, connections), config.host, config.port, backlog=1024)
+        lambda: EchoProtocol(config, connections, gauges), config.host, config.port,
+        backlog=1024)
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)

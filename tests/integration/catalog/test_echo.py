@@ -17,6 +17,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 
 @dataclass
@@ -281,3 +282,64 @@ def test_open_inference_protocol_wrong_method_and_unknown_routes(echo: Echo) -> 
     assert httpx.post(f"{echo.url}/v2/health/ready").status_code == 405
     assert httpx.get(f"{echo.url}/v2/models/m/explain").status_code == 404
     assert httpx.get(f"{echo.url}/v2nope").status_code == 404
+
+
+def _families(text: str) -> dict[str, float]:
+    return {s.name: s.value for f in text_string_to_metric_families(text) for s in f.samples}
+
+
+def test_gauges_set_on_metrics_are_prometheus_text(echo: Echo) -> None:
+    with httpx.Client(base_url=echo.url) as client:
+        assert client.get("/metrics").text == ""  # none set yet
+        reply = client.put("/metrics/queue_depth", json={"value": 3.5})
+        assert reply.json() == {"name": "queue_depth", "value": 3.5}
+        assert client.put("/metrics/berth:load", json={"value": -2}).status_code == 200
+        page = client.get("/metrics")
+        assert page.headers["content-type"].startswith("text/plain; version=0.0.4")
+        assert _families(page.text) == {"queue_depth": 3.5, "berth:load": -2.0}
+        client.put("/metrics/queue_depth", json={"value": 1e20})  # set again: replaced
+        assert _families(client.get("/metrics").text)["queue_depth"] == 1e20
+        assert client.delete("/metrics/queue_depth").json() == {
+            "name": "queue_depth", "deleted": True}
+        assert client.delete("/metrics/queue_depth").json()["deleted"] is False
+        assert _families(client.get("/metrics").text) == {"berth:load": -2.0}
+        client.delete("/metrics/berth:load")
+
+
+@pytest.mark.parametrize(("method", "path", "body", "status", "words"), [
+    ("PUT", "/metrics/x", b'{"value": "3"}', 400, "value"),
+    ("PUT", "/metrics/x", b'{"value": true}', 400, "value"),
+    ("PUT", "/metrics/x", b'{"value": NaN}', 400, "value"),
+    ("PUT", "/metrics/x", b'{"value": 1' + b"0" * 400 + b"}", 400, "value is out of range"),
+    ("PUT", "/metrics/x", b'{"other": 1}', 400, "value is missing"),
+    ("PUT", "/metrics/x", b"not json", 400, "value"),
+    ("PUT", "/metrics/bad-name", b'{"value": 1}', 400, "metric name 'bad-name'"),
+    ("PUT", "/metrics/", b'{"value": 1}', 400, "metric name"),
+    ("PUT", "/metrics/" + "a" * 201, b'{"value": 1}', 400, "at most 200"),
+    ("POST", "/metrics", b"", 405, "use GET"),
+    ("GET", "/metrics/x", b"", 405, "use PUT or DELETE"),
+])
+def test_bad_gauge_requests_name_the_rule_and_change_nothing(
+        echo: Echo, method: str, path: str, body: bytes, status: int, words: str) -> None:
+    reply = httpx.request(method, f"{echo.url}{path}", content=body)
+    assert reply.status_code == status
+    assert words in reply.json()["error"]
+    assert httpx.get(f"{echo.url}/metrics").text == ""
+
+
+def test_gauge_requests_pipelined_behind_a_delayed_prediction_keep_their_order(
+        slow_echo: Echo) -> None:
+    gauge = b'{"value": 2}'
+    requests = (
+        b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Length: 8\r\n\r\n{\"a\": 1}"
+        b"PUT /metrics/busy HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s"
+        b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    ) % (len(gauge), gauge)
+    with socket.create_connection(("127.0.0.1", slow_echo.port), timeout=10) as sock:
+        sock.sendall(requests)
+        data = _recv_all(sock)
+    assert data.count(b"HTTP/1.1 200 OK") == 3
+    echoed, gauge_set, page = (data.index(b'"a": 1'), data.index(b'"value": 2.0'),
+                               data.index(b"# TYPE busy gauge\nbusy 2.0\n"))
+    assert echoed < gauge_set < page
+    httpx.delete(f"{slow_echo.url}/metrics/busy")
