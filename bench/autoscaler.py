@@ -142,7 +142,9 @@ def run_load_step(args: argparse.Namespace) -> None:
 # -- (b) one decision pass over many deployments ------------------------------------------
 
 def _deployments(n: int) -> list[Deployment]:
-    spec = DeploymentSpec.model_validate(autoscaled("simulated", cooldown_period=HISTORY))
+    spec = DeploymentSpec.model_validate(autoscaled(
+        "simulated", cooldown_period=HISTORY,
+        triggers={"concurrency": {"target": 2}, "request_rate": {"target": 10}}))
     now = datetime.now(UTC)
     return [Deployment(id=str(uuid.uuid4()), project="bench", name=f"sim-{i:05d}", spec=spec,
                        generation=1, desired=DesiredState.RUNNING, restart_nonce=0,
@@ -155,11 +157,11 @@ def _world(n: int, now: float, rng: random.Random
     out = []
     for d in _deployments(n):
         load = rng.uniform(0.5, 8.0)  # in flight + waiting, region total
-        history = tuple(
-            Sample(source, max(0.0, load * scale + rng.gauss(0, 0.3)), now - HISTORY + k)
-            for k in range(HISTORY)
+        history = {
+            source: tuple(Sample(source, max(0.0, load * scale + rng.gauss(0, 0.3)),
+                                 now - HISTORY + k) for k in range(HISTORY))
             for source, scale in ((TriggerKind.CONCURRENCY, 1.0),
-                                  (TriggerKind.REQUEST_RATE, 5.0)))
+                                  (TriggerKind.REQUEST_RATE, 5.0))}
         current = max(1, min(4, round(load / 2)))
         state = ScaleState(history=history, since=now - HISTORY, desired=current,
                            last_scale_at=now - 120)
@@ -215,7 +217,7 @@ def run_decision_pass(args: argparse.Namespace) -> None:
             store.close()
     n = args.deployments
     print(f"\n(b) one pass over {n} simulated deployments ({HISTORY} s of history, "
-          f"2 sources each), median of {args.passes} passes")
+          f"2 triggers each), median of {args.passes} passes")
     rows = [("policy_for (each tick)", policy_ms), (f"decide() x {n}", decide_ms),
             (f"save {n} ScaleRecords, one transaction", save_ms),
             ("the pass: policies + decisions + save", policy_ms + decide_ms + save_ms)]

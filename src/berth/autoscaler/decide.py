@@ -49,7 +49,8 @@ class Observed:
 class ScaleState:
     """What decide remembers between polls; empty after a restart."""
 
-    history: tuple[Sample, ...] = ()
+    history: Mapping[str, tuple[Sample, ...]] = field(default_factory=dict)  # per source,
+    # oldest first; only the sources the policy's triggers read
     since: float | None = None  # first poll of this history: how much of a window it covers
     desired: int | None = None
     last_scale_at: float | None = None
@@ -99,10 +100,6 @@ def _ceil(x: float) -> int:
     return max(math.ceil(x - 1e-9), 0)
 
 
-def _mean(samples: list[Sample]) -> float:
-    return sum(s.value for s in samples) / len(samples)
-
-
 @dataclass(frozen=True)
 class _Want:
     trigger: Trigger
@@ -115,11 +112,24 @@ class _Want:
 
 def decide(policy: ScalePolicy, observed: Observed, state: ScaleState, now: float) -> Decision:
     # A sample already older than the TTL when it arrives is dropped: its source is dead.
-    arrived = tuple(s for s in observed.samples if now - s.at <= policy.metric_ttl)
     # Kept as long as any window looks back, and at least the TTL: a source is stale only
     # once its newest sample is older than the TTL, not as soon as it leaves the window.
     keep = max(policy.history_seconds, policy.metric_ttl)
-    history = tuple(s for s in (*state.history, *arrived) if now - s.at <= keep)
+    arrived: dict[str, list[Sample]] = {}
+    for s in observed.samples:
+        if now - s.at <= policy.metric_ttl:
+            arrived.setdefault(s.source, []).append(s)
+    history: dict[str, tuple[Sample, ...]] = {}
+    for source in {t.source for t in policy.triggers}:
+        # Oldest first: trim from the front (a sample that came out of order stays a little
+        # longer; every window still filters by time).
+        old = state.history.get(source, ())
+        first = 0
+        while first < len(old) and now - old[first].at > keep:
+            first += 1
+        kept = old[first:] + tuple(arrived.get(source, ()))
+        if kept:
+            history[source] = kept
     since = state.since if state.since is not None else now
     last_req = observed.last_request_at
     idle_for = math.inf if last_req is None else now - last_req
@@ -135,7 +145,7 @@ def decide(policy: ScalePolicy, observed: Observed, state: ScaleState, now: floa
     readings: dict[str, Reading] = {}
     wants: list[_Want] = []
     for t in policy.triggers:
-        reading, want = _read(policy, t, history, observed, base, idle, now)
+        reading, want = _read(policy, t, history.get(t.source, ()), observed, base, idle, now)
         readings[t.key] = reading
         if want is not None:
             wants.append(want)
@@ -223,24 +233,38 @@ def decide(policy: ScalePolicy, observed: Observed, state: ScaleState, now: floa
                     metrics=readings, change=change)
 
 
-def _read(policy: ScalePolicy, t: Trigger, history: tuple[Sample, ...], observed: Observed,
+def _read(policy: ScalePolicy, t: Trigger, mine: tuple[Sample, ...], observed: Observed,
           held: int, idle: bool, now: float) -> tuple[Reading, _Want | None]:
     if t.source in observed.unavailable:
         why = observed.unavailable[t.source]
         return Reading(None, t.target, None, None, f"unavailable: {why}"), None
-    source = t.source  # a property: once, not once per sample
-    mine = [s for s in history if s.source == source]
-    newest = max((s.at for s in mine), default=None)
+    window = t.window if t.window is not None else policy.stable_window
+    panic_window = policy.panic_window
+    # One pass: the newest sample(s), and sums over the stable and panic windows.
+    newest: float | None = None
+    latest = latest_n = total = panic_total = 0.0
+    count = panic_count = 0
+    for sample in mine:
+        at, v = sample.at, sample.value
+        if newest is None or at > newest:
+            newest, latest, latest_n = at, v, 1.0
+        elif at == newest:
+            latest += v
+            latest_n += 1
+        if now - at <= window:
+            total += v
+            count += 1
+        if now - at <= panic_window:
+            panic_total += v
+            panic_count += 1
     if newest is None or now - newest > policy.metric_ttl:
         age = None if newest is None else now - newest
         return Reading(None, t.target, age, None, "stale"), None
     age = max(now - newest, 0.0)
-    window = t.window if t.window is not None else policy.stable_window
     # A window with no sample in it (shorter than the gateways' report interval, or a
     # source silent for longer than the window but not yet the TTL): the newest counts.
-    latest = [s for s in mine if s.at == newest]
-    value = _mean([s for s in mine if now - s.at <= window] or latest)
-    panic_value = _mean([s for s in mine if now - s.at <= policy.panic_window] or latest)
+    value = total / count if count else latest / latest_n
+    panic_value = panic_total / panic_count if panic_count else latest / latest_n
     if idle and (t.kind in TriggerKind.request_driven() or t.kind in TriggerKind.resource()):
         return Reading(value, t.target, age, 0, IDLE), None
     # The tolerance band, as Kubernetes' HPA: within 10% of the target per replica of the

@@ -103,7 +103,7 @@ class Autoscaler:
         self.states: dict[Key, ScaleState] = {}
         self.last: dict[Key, Decision] = {}
         self.polled_at: dict[Key, float] = {}
-        self.policies: dict[Key, ScalePolicy] = {}
+        self.policies: dict[Key, tuple[int, ScalePolicy]] = {}  # by spec generation
         self.meters = GatewayMeters()
         self._http: httpx.AsyncClient | None = None
 
@@ -142,15 +142,17 @@ class Autoscaler:
         for d in running:
             for i, c in enumerate(d.spec.containers):
                 key = (d.id, c.region)
-                policy = policy_for(d.spec, c)
+                known = self.policies.get(key)
+                fresh = known is None or known[0] != d.generation
+                policy = policy_for(d.spec, c) if fresh or known is None else known[1]
                 replicas = serving_replicas(d, by_deployment.get(d.id, []), c.region)
                 cold = not replicas and (traffic.waiting.get(d.id, 0) > 0
                                          or self.queue.backlog(d.id) > 0)
                 due = (now - self.polled_at.get(key, -float("inf")) >= policy.polling_interval
-                       or self.policies.get(key) != policy)  # a spec change: decide now
+                       or fresh)  # a spec change: decide now
                 if not (due or cold):
                     continue
-                self.polled_at[key], self.policies[key] = now, policy
+                self.polled_at[key], self.policies[key] = now, (d.generation, policy)
                 try:
                     observed = await self._observe(d, replicas, policy, traffic, i == 0, now)
                 except Exception:

@@ -179,7 +179,7 @@ def test_sample_older_than_ttl_on_arrival_is_not_read() -> None:
     run = drive(policy(), [Step(0, 8, 1, sample_at=-10)], 1)
     r = run.decisions[0].metrics["concurrency"]
     assert (r.status, r.value) == ("stale", None)
-    assert run.decisions[0].state.history == ()
+    assert run.decisions[0].state.history == {}
 
 
 def test_trigger_window_shorter_than_the_polls_uses_the_newest_sample() -> None:
