@@ -193,7 +193,7 @@ def decide(policy: ScalePolicy, observed: Observed, state: ScaleState, now: floa
                 reasons.append(f"scale-up delay: {policy.scale_up_delay - (now - up_since):.0f}s"
                                " left")
         elif panic:
-            reasons.append("panic: holding the count until the load stays below it for "
+            reasons.append("holding the count until the load stays below it for "
                            f"{policy.stable_window:g}s")
         elif max(down_want, floor) < base:
             if not cooled:

@@ -154,7 +154,9 @@ class Autoscaler:
                     continue
                 self.polled_at[key], self.policies[key] = now, (d.generation, policy)
                 try:
-                    observed = await self._observe(d, replicas, policy, traffic, i == 0, now)
+                    here = [r for r in by_deployment.get(d.id, []) if r.region == c.region]
+                    observed = await self._observe(d, replicas, here, policy, traffic, i == 0,
+                                                   now)
                 except Exception:
                     log.exception("reading the metrics of %s/%s failed", d.project, d.name)
                     continue
@@ -187,11 +189,14 @@ class Autoscaler:
         if changed and self.on_change is not None:
             self.on_change()
 
-    async def _observe(self, d: Deployment, replicas: list[Replica], policy: ScalePolicy,
-                       traffic: TrafficView, first_region: bool, now: float) -> Observed:
+    async def _observe(self, d: Deployment, replicas: list[Replica], here: list[Replica],
+                       policy: ScalePolicy, traffic: TrafficView, first_region: bool,
+                       now: float) -> Observed:
+        """`replicas` count (the current spec's); `here` is every replica of the region:
+        old ones in a rollout and draining ones carry load too."""
         kinds = {t.kind for t in policy.triggers}
         samples: list[Sample] = gateway_samples(
-            d, replicas, traffic, self.meters, first_region, len(d.spec.containers) == 1)
+            d, here, traffic, self.meters, first_region, len(d.spec.containers) == 1)
         unavailable: dict[str, str] = {}
         if kinds & {TriggerKind.CPU, TriggerKind.MEMORY}:
             cores, memory = requested(d, self.facts)
@@ -213,7 +218,7 @@ class Autoscaler:
             last = d.last_request_at.timestamp()
         return Observed(
             current=len(replicas), ready=sum(r.ready for r in replicas),
-            inflight=sum(traffic.inflight.get(r.id, 0) for r in replicas),
+            inflight=sum(traffic.inflight.get(r.id, 0) for r in here),
             waiting=traffic.waiting.get(d.id, 0) if first_region else 0,
             queued=self.queue.backlog(d.id) if first_region else 0,
             last_request_at=last, samples=tuple(samples), unavailable=unavailable)

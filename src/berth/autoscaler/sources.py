@@ -66,13 +66,14 @@ class GatewayMeters:
         self.busy.forget(keep)
 
 
-def gateway_samples(d: Deployment, replicas: list[Replica], traffic: TrafficView,
+def gateway_samples(d: Deployment, here: list[Replica], traffic: TrafficView,
                     meters: GatewayMeters, first_region: bool, single_region: bool
                     ) -> list[Sample]:
     """Concurrency (in flight + waiting) and the request rate. Concurrency is the mean since
     the last poll where the gateways integrate it for the deployment (one region), else the
-    instant of the report. Waiting requests are the deployment's: they count in its first
-    region."""
+    instant of the report, summed over every replica `here` in the region (old ones in a
+    rollout and draining ones carry load too). Waiting requests are the deployment's: they
+    count in its first region."""
     at = traffic.reported_at
     if at is None:
         return []
@@ -82,7 +83,7 @@ def gateway_samples(d: Deployment, replicas: list[Replica], traffic: TrafficView
     if mean is not None:
         out.append(mean)
     else:
-        inflight = sum(traffic.inflight.get(r.id, 0) for r in replicas)
+        inflight = sum(traffic.inflight.get(r.id, 0) for r in here)
         waiting = traffic.waiting.get(d.id, 0) if first_region else 0
         out.append(Sample(TriggerKind.CONCURRENCY, float(inflight + waiting), at))
     if first_region:
