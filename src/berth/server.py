@@ -147,7 +147,8 @@ def build(settings: Settings) -> Server:
                      api_keys=ApiKeyService(store, utcnow),
                      credentials=CredentialService(
                          store, Vault(settings.credentials_key_file), utcnow),
-                     address=gateway_address(settings), max_body_bytes=settings.max_body_bytes)
+                     address=gateway_address(settings), max_body_bytes=settings.max_body_bytes,
+                     data_dir=settings.data_dir)
     return Server(settings, store, runtime, controller, autoscaler, gateway, app)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -32,8 +33,10 @@ from berth.domain.spec import DeploymentSpec
 from berth.runtime.base import Runtime
 from berth.services.api_keys import ApiKeyService
 from berth.services.credentials import CredentialService
+from berth.services.datasets import DatasetService
 from berth.services.deployments import DeploymentService
 from berth.services.dialect_records import DialectRecordService
+from berth.services.invocations import InvocationService
 from berth.services.tasks import TaskService
 from berth.services.tokens import TokenService
 
@@ -45,6 +48,9 @@ def create_app(
     dialect_records: DialectRecordService | None = None,
     address: Callable[[str, str], str | None] = lambda _project, _name: None,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    data_dir: Path = Path(".berth"),
+    invocations: InvocationService | None = None,
+    datasets: DatasetService | None = None,
 ) -> FastAPI:
     app = FastAPI(title="Berth", version=__version__,
                   description="Self-hosted model inference endpoints: the control API.",
@@ -59,6 +65,10 @@ def create_app(
     app.state.dialect_records = dialect_records or DialectRecordService(
         deployments_service.store, deployments_service.clock)
     app.state.address = address
+    app.state.invocations = invocations or InvocationService(
+        deployments_service.store, data_dir, time.time)
+    app.state.datasets = datasets or DatasetService(
+        deployments_service.store, data_dir, deployments_service.clock)
     app.state.relay = GatewayRelay()
     app.router.route_class = CheckedRoute
     app.state.max_body_bytes = max_body_bytes

@@ -12,8 +12,10 @@ from berth.domain.platform import PlatformFacts
 from berth.runtime.base import Runtime
 from berth.services.api_keys import ApiKeyService
 from berth.services.credentials import CredentialService
+from berth.services.datasets import DatasetService
 from berth.services.deployments import DeploymentService
 from berth.services.dialect_records import DialectRecordService
+from berth.services.invocations import InvocationService
 from berth.services.tasks import TaskService
 from berth.services.tokens import TokenService
 
@@ -58,3 +60,11 @@ def address(request: Request, project: str, name: str) -> str | None:
 def relay(request: Request) -> httpx.AsyncClient:
     """The pooled client that relays inference to the gateway (see berth.api.relay)."""
     return cast(GatewayRelay, request.app.state.relay).client()
+
+
+def invocations(request: Request) -> InvocationService:
+    return cast(InvocationService, request.app.state.invocations)
+
+
+def datasets(request: Request) -> DatasetService:
+    return cast(DatasetService, request.app.state.datasets)

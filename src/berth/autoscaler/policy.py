@@ -10,6 +10,7 @@ from berth.domain.spec import Container, DeploymentSpec
 # With min < max and no trigger named, scale on in-flight requests per replica: the spec's
 # `per_worker` when set, else Ray Serve's default target of 2 ongoing requests.
 DEFAULT_CONCURRENCY_TARGET = 2.0
+DEFAULT_QUEUE_TARGET = 5.0  # queued or running async requests per replica (KEDA's queueLength)
 PANIC_THRESHOLD = 2.0  # panic when the panic window asks for this many times the capacity
 TOLERANCE = 0.1  # the band around the target inside which the count holds (hysteresis)
 
@@ -99,9 +100,13 @@ def policy_for(spec: DeploymentSpec, container: Container) -> ScalePolicy:
             triggers.append(Trigger(kind, float(threshold.threshold)))
     triggers += [Trigger(TriggerKind.CUSTOM, c.target, metric_name=c.metric_name, path=c.path)
                  for c in t.custom]
-    if not triggers and s.min < s.max:
+    if not triggers and s.min < s.max and t.queue is None:
         triggers.append(Trigger(TriggerKind.CONCURRENCY,
                                 float(spec.per_worker or DEFAULT_CONCURRENCY_TARGET)))
+    if t.queue is not None:
+        triggers.append(Trigger(TriggerKind.QUEUE, t.queue.target))
+    elif spec.async_.enabled and s.min < s.max:
+        triggers.append(Trigger(TriggerKind.QUEUE, DEFAULT_QUEUE_TARGET))
     polling = float(s.polling_interval)
     stable = max(float(s.stable_window or s.cooldown_period), 2 * polling)
     panic = min(stable, max(stable / 10, polling))

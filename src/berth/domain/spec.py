@@ -62,6 +62,8 @@ class Triggers(Model):
     request_rate: TargetTrigger | None = None
     http: HttpTrigger | None = None
     custom: list[CustomTrigger] = Field(default_factory=list)
+    queue: TargetTrigger | None = Field(
+        default=None, description="Async invocations waiting per replica (the backlog).")
 
 
 class Scale(Model):
@@ -199,6 +201,44 @@ class Logging(Model):
                     "deleted.")
 
 
+MIB = 1024 * 1024
+ROUTE_NAME_RE = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$"
+
+
+class AsyncConfig(Model):
+    """Async invocation: requests queued durably, dispatched by `workers`, results in a
+    dataset (docs/async.md)."""
+
+    enabled: bool = Field(default=False, description="Accept async requests. Turning it off "
+                          "refuses new ones; those accepted still run.")
+    workers: int = Field(default=1, ge=1, le=10000,
+                         description="Requests of this deployment in flight at once.")
+    dataset: str | None = Field(
+        default=None, min_length=1, max_length=63, pattern=r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?$",
+        description="The project's dataset that receives the results; default: `default` "
+                    "(made on first use).")
+    destination_type: Literal["dataset"] = "dataset"
+    result_prefix: str | None = Field(
+        default=None, max_length=500, pattern=r"^([A-Za-z0-9_=+@,-][A-Za-z0-9_.=+@,-]*/)+$",
+        description="Folder of the dataset for the results (`{request_id}.json` each); "
+                    "default: `{deployment name}/`.")
+    target_routes: dict[Annotated[str, Field(pattern=ROUTE_NAME_RE)],
+                        Annotated[str, Field(pattern=r"^/", max_length=2000)]] = Field(
+        default_factory=dict, max_length=100,
+        description="Route name -> path on the replica; `POST {address}/async/{name}`. "
+                    "Empty: `/async/{path}` goes to `/{path}`.")
+    max_attempts: int = Field(default=3, ge=1, le=100,
+                              description="Tries on connect errors, 5xx and timeouts.")
+    attempt_timeout: float = Field(default=300, gt=0, le=86400,
+                                   description="Seconds one try may take.")
+    result_ttl: int = Field(default=7 * 86400, ge=1, le=MAX_SECONDS,
+                            description="Seconds a result is kept after the request ends.")
+    max_backlog: int = Field(default=100000, ge=1, le=10_000_000,
+                             description="Requests waiting or running before intake answers "
+                                         "429.")
+    max_body_bytes: int = Field(default=10 * MIB, ge=1, le=1024 * MIB)
+
+
 class DeploymentSpec(Model):
     """What the user asks for. Everything is stored; later parts act on each field.
 
@@ -234,6 +274,7 @@ class DeploymentSpec(Model):
     ingress: Ingress = Field(default_factory=Ingress)
     logging: Logging = Field(default_factory=Logging)
     labels: dict[str, str] = Field(default_factory=dict)
+    async_: AsyncConfig = Field(default_factory=AsyncConfig, alias="async")
 
     @field_validator("name")
     @classmethod

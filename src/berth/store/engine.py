@@ -18,8 +18,10 @@ from sqlalchemy.engine import Engine
 from berth.store.api_keys import ApiKeyRepo
 from berth.store.autoscaler import AutoscalerRepo
 from berth.store.credentials import RegistryCredentialRepo, SecretRepo
+from berth.store.datasets import DatasetRepo
 from berth.store.deployments import DeploymentRepo, SpecCache
 from berth.store.dialect_records import DialectRecordRepo
+from berth.store.invocations import InvocationRepo
 from berth.store.replicas import ReplicaRepo
 from berth.store.routing import RoutingRepo
 from berth.store.tasks import EventRepo, TaskRepo
@@ -45,6 +47,8 @@ class Tx:
         self.registry_credentials = RegistryCredentialRepo(conn)
         self.secrets = SecretRepo(conn)
         self.autoscaler = AutoscalerRepo(conn)
+        self.invocations = InvocationRepo(conn)
+        self.datasets = DatasetRepo(conn)
 
 
 def _sqlite_engine(url: str) -> Engine:

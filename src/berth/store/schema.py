@@ -14,6 +14,7 @@ from sqlalchemy import (
     Float,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -225,3 +226,53 @@ autoscaler = Table(
     Column("last_scale_at", Float, nullable=True),  # unix time of the last change of count
     Column("decided_at", Float, nullable=False),  # unix time
 )
+
+
+datasets = Table(
+    "datasets", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),  # TIR names datasets by number
+    Column("project", String(64), nullable=False),
+    Column("name", String(64), nullable=False),
+    Column("url", Text, nullable=True),  # an fsspec URL; None: under the data directory
+    Column("description", Text, nullable=False, default=""),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+Index("uq_datasets_project_name", datasets.c.project, datasets.c.name, unique=True)
+
+invocations = Table(
+    "invocations", metadata,
+    Column("id", String(36), primary_key=True),  # the request id
+    Column("deployment_id", String(36), nullable=False),
+    Column("project", String(64), nullable=False),
+    Column("idempotency_key", String(200), nullable=True),  # cleared when it expires
+    Column("route", String(64), nullable=False),  # the name the caller used
+    Column("path", Text, nullable=False),  # on the replica, with the query
+    Column("content_type", String(200), nullable=False, default=""),
+    Column("body", LargeBinary, nullable=True),  # dropped once a result is written
+    Column("body_size", Integer, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("reason", Text, nullable=False, default=""),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("max_attempts", Integer, nullable=False),
+    Column("attempt_timeout", Float, nullable=False),
+    Column("result_ttl", Float, nullable=False),
+    Column("created_at", Float, nullable=False),  # unix times
+    Column("started_at", Float, nullable=True),  # the first try
+    Column("finished_at", Float, nullable=True),
+    Column("next_at", Float, nullable=False),  # QUEUED: not before
+    Column("lease_until", Float, nullable=True),  # RUNNING: the lease lapses then
+    Column("leased_by", String(128), nullable=True),
+    Column("lease_token", Integer, nullable=False, default=0),  # +1 per lease: fences a late try
+    Column("status_code", Integer, nullable=True),  # the replica's answer to the last try
+    Column("error", Text, nullable=True),  # the last try's error
+    Column("dataset", String(64), nullable=True),  # where the result is
+    Column("result_path", Text, nullable=True),
+    Column("result_size", Integer, nullable=True),
+    Column("expires_at", Float, nullable=True),
+)
+Index("uq_invocations_idempotency", invocations.c.deployment_id, invocations.c.idempotency_key,
+      unique=True)
+Index("ix_invocations_queue", invocations.c.deployment_id, invocations.c.status,
+      invocations.c.next_at)
+Index("ix_invocations_created", invocations.c.deployment_id, invocations.c.created_at)
+Index("ix_invocations_expires", invocations.c.status, invocations.c.expires_at)
