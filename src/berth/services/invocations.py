@@ -96,11 +96,13 @@ class InvocationService:
 
     def page(self, project: str, name: str, *, statuses: Iterable[InvocationStatus] = (),
              since: float | None = None, until: float | None = None, offset: int = 0,
-             limit: int = 100) -> Page:
+             limit: int = 100, route: str | None = None) -> Page:
+        """Newest first; `route` keeps the requests sent to that route name."""
         with self.store.read() as tx:
             d = self._deployment(tx, project, name)
             total, items = tx.invocations.page(d.id, statuses=statuses, since=since,
-                                               until=until, offset=offset, limit=limit)
+                                               until=until, offset=offset, limit=limit,
+                                               route=route)
         return Page(total, items)
 
     def counts(self, project: str, name: str) -> dict[InvocationStatus, int]:

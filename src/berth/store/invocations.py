@@ -290,12 +290,14 @@ class InvocationRepo:
 
     def page(self, deployment_id: str, *, statuses: Iterable[InvocationStatus] = (),
              since: float | None = None, until: float | None = None, offset: int = 0,
-             limit: int = 100) -> tuple[int, list[Invocation]]:
+             limit: int = 100, route: str | None = None) -> tuple[int, list[Invocation]]:
         """Newest first; the total matching, and one page."""
         where = t.c.deployment_id == deployment_id
         wanted = [s.value for s in statuses]
         if wanted:
             where = where & t.c.status.in_(wanted)
+        if route is not None:
+            where = where & (t.c.route == route)
         if since is not None:
             where = where & (t.c.created_at >= since)
         if until is not None:

