@@ -67,7 +67,8 @@ class DialectApp:
             facts=facts(gpus), api_keys=ApiKeyService(self.store, lambda: T0),
             credentials=CredentialService(self.store, Vault(tmp / "credentials.key"),
                                           lambda: T0),
-            address=lambda project, name: f"{GATEWAY}/{project}/{name}")
+            address=lambda project, name: f"{GATEWAY}/{project}/{name}",
+            data_dir=tmp / "data")
         self.relay = FakeRelay(echo_model)
         self.app.state.relay = self.relay
         self.http = TestClient(self.app, raise_server_exceptions=raise_errors)

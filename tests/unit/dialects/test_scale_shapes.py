@@ -14,6 +14,7 @@ from berth.api.dialects.scale.models import (
     PartialLaunchVendorConfiguration,
 )
 from berth.api.dialects.scale.shapes import (
+    async_route,
     docker_image,
     in_scale_terms,
     merge_config,
@@ -25,9 +26,9 @@ from berth.api.dialects.scale.shapes import (
     to_native,
     to_scale,
 )
-from berth.domain.errors import SpecInvalid, Violation
+from berth.domain.errors import Conflict, SpecInvalid, Violation
 from berth.domain.records import Deployment
-from berth.domain.spec import DeploymentSpec
+from berth.domain.spec import AsyncConfig, DeploymentSpec, EndpointType
 from berth.domain.status import DeploymentStatus, DesiredState
 
 NOW = datetime(2025, 1, 1, tzinfo=UTC)
@@ -228,3 +229,41 @@ def test_a_catalog_image_with_a_tag_is_the_catalog_entry() -> None:
         "registry": "", "repository": "catalog/echo", "tag": "latest"}})
     spec = DeploymentSpec.model_validate(to_native("sgp-abc", "m", tagged, "local"))
     assert spec.image == "catalog/echo"
+
+
+def _spec(vc: LaunchVendorConfiguration, current: DeploymentSpec | None = None
+          ) -> DeploymentSpec:
+    return DeploymentSpec.model_validate(to_native("sgp-abc", "m", vc, "local", current))
+
+
+def test_an_async_endpoint_turns_on_the_native_async() -> None:
+    queued = _spec(config(endpoint_type="async", per_worker=4))
+    assert queued.endpoint_type.value == "async"
+    assert (queued.async_.enabled, queued.async_.workers) == (True, 4)
+    assert _spec(config(endpoint_type="async")).async_.workers == 1  # no per_worker: 1
+    assert not _spec(config(endpoint_type="sync")).async_.enabled
+    assert "async" not in to_native("sgp-abc", "m", config(endpoint_type="sync"), "local")
+
+
+def test_async_settings_made_natively_are_kept_and_leaving_async_turns_it_off() -> None:
+    current = _spec(config(endpoint_type="async")).model_copy(update={
+        "async_": AsyncConfig(enabled=True, dataset="mine", max_attempts=7)})
+    again = _spec(config(endpoint_type="async", per_worker=2), current)
+    assert (again.async_.dataset, again.async_.max_attempts, again.async_.workers) == (
+        "mine", 7, 2)
+    synced = _spec(config(endpoint_type="sync"), current)
+    assert not synced.async_.enabled and synced.async_.dataset == "mine"
+    native = current.model_copy(update={"endpoint_type": EndpointType.SYNC})
+    assert _spec(config(endpoint_type="sync"), native).async_.enabled  # set natively: kept
+
+
+def test_the_async_route_reaches_the_predict_route() -> None:
+    spec = _spec(config(endpoint_type="async"))
+    assert async_route(spec) == "p"  # predict_route "/p": no target routes, the path
+    named = spec.model_copy(update={"async_": AsyncConfig(
+        enabled=True, target_routes={"other": "/o", "main": "/p"})})
+    assert async_route(named) == "main"
+    lost = spec.model_copy(update={"async_": AsyncConfig(enabled=True,
+                                                         target_routes={"other": "/o"})})
+    with pytest.raises(Conflict, match="predict route /p"):
+        async_route(lost)

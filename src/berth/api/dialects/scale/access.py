@@ -21,6 +21,7 @@ LAUNCH = "launch"
 class Upstream(BerthError):
     code = "upstream_error"
     status = 502
+    should_retry: bool | None = None  # None: as the status says (5xx: the SDK may retry)
 
 
 def project(request: Request) -> str:

@@ -2,11 +2,14 @@
 (`/v5/inference`, streamed too) and the OpenAI-shaped `/v5/chat/completions` and
 `/v5/completions`, forwarded to the replica's `/v1/chat/completions` and `/v1/completions`.
 
-Streams are relayed as they come, event by event, never buffered whole.
+Streams are relayed as they come, event by event, never buffered whole. An async model
+(`endpoint_type: async`) is called through Berth's async queue: `/v5/inference` submits the
+request, waits for its result within the call's timeout, and answers as a sync call would.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -29,8 +32,12 @@ from berth.api.dialects.scale.models import (
     InferenceConfiguration,
     OpenAIRequest,
 )
+from berth.api.dialects.scale.shapes import async_route
 from berth.api.relay import route_url, timeout
-from berth.domain.errors import SpecInvalid, Violation
+from berth.domain.errors import BerthError, SpecInvalid, Violation
+from berth.domain.invocations import InvocationStatus
+from berth.domain.records import Deployment
+from berth.domain.spec import EndpointType
 
 router = api_router()
 
@@ -45,6 +52,14 @@ class Call:
 OPENAI_ROUTES = {"chat": "/v1/chat/completions", "completion": "/v1/completions"}
 DEFAULT_TIMEOUT = 300.0
 STREAM_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
+
+
+class TimedOut(BerthError):
+    """An async model's request still waiting or running when the call's timeout passed."""
+
+    code = "timeout"
+    status = 504
+    should_retry = False  # it is still queued: a retry would submit it again
 
 
 def _failed(status: int, text: str) -> Upstream:
@@ -143,7 +158,16 @@ async def inference(request: Request, body: JsonBody) -> dict[str, Any] | Stream
     config = asked.inference_configuration or InferenceConfiguration()
     call = _call_of(request, config.timeout_seconds or DEFAULT_TIMEOUT, config.num_retries or 0)
     d, address, _ = await run_in_threadpool(target, request, asked.model)
-    if asked.stream or args.get("stream") is True:
+    streamed = asked.stream or args.get("stream") is True
+    if d.spec.endpoint_type == EndpointType.ASYNC:
+        if streamed:
+            raise SpecInvalid([Violation("stream", "not_streaming", (
+                f"model {asked.model!r} is an async endpoint (endpoint_type 'async'): it "
+                "answers whole through a queue and cannot stream; send stream false, or "
+                "make it a streaming endpoint"))])
+        return {"response": await _queued(request, d, args, call.seconds),
+                "object": "generic_inference"}
+    if streamed:
         route = d.spec.routes.streaming_predict
         if route is None:
             raise SpecInvalid([Violation("stream", "not_streaming", (
@@ -154,6 +178,36 @@ async def inference(request: Request, body: JsonBody) -> dict[str, Any] | Stream
     response = await _call(state.relay(request), route_url(address, d.spec.routes.predict),
                            args, call)
     return {"response": response, "object": "generic_inference"}
+
+
+def _decoded(body: bytes) -> Any:
+    try:
+        return json.loads(body)
+    except ValueError:
+        return body.decode("utf-8", errors="replace")
+
+
+async def _queued(request: Request, d: Deployment, args: Any, seconds: float) -> Any:
+    """`args` through the async queue to the predict route; the model's answer once the
+    request has ended, within `seconds`. The queue retries as `async.max_attempts` says."""
+    svc = state.invocations(request)
+    route = async_route(d.spec)
+    accepted = await run_in_threadpool(svc.submit, d.project, d.name, route,
+                                       json.dumps(args).encode(), "application/json")
+    inv = await svc.wait(d.project, d.name, accepted.id, seconds)
+    if inv.status in InvocationStatus.pending():
+        raise TimedOut(f"the model did not answer within {seconds:g} s: async request "
+                       f"{inv.id} is still {inv.status.value.lower()} (it still runs; raise "
+                       "inference_configuration.timeout_seconds to wait longer)",
+                       request_id=inv.id)
+    body = await run_in_threadpool(svc.result, inv)
+    if inv.status is InvocationStatus.SUCCEEDED and body is not None:
+        return _decoded(body)
+    err = (_failed(inv.status_code, (body or b"").decode("utf-8", errors="replace"))
+           if inv.status_code is not None and inv.status is InvocationStatus.FAILED
+           else Upstream(f"the model did not answer: {inv.error or inv.reason}"))
+    err.should_retry = False  # the queue has retried it: another call would submit it again
+    raise err
 
 
 async def _openai(request: Request, asked: OpenAIRequest,

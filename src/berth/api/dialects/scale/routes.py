@@ -47,7 +47,10 @@ def render_error(exc: BerthError) -> JSONResponse:
         detail = [{"loc": ["query" if v.field in QUERY_FIELDS else "body",
                            *v.field.replace("[", ".").replace("]", "").split(".")],
                    "msg": v.message, "type": v.rule} for v in exc.violations]
-    headers = {"x-should-retry": "false"} if exc.status < 500 else {}
+    retry = getattr(exc, "should_retry", None)
+    if retry is None:
+        retry = exc.status >= 500
+    headers = {} if retry else {"x-should-retry": "false"}
     return JSONResponse({"detail": detail}, status_code=exc.status, headers=headers)
 
 
@@ -78,8 +81,12 @@ def _deploy(request: Request, rec_data: dict[str, Any], project: str,
     """Create or replace the model's deployment so that it runs this configuration, writing
     the model's records in the same transaction (a refused change writes none)."""
     name = rec_data["deployment"]
-    native = to_native(name, rec_data["name"], vc, _region(request))
     svc = state.deployments(request)
+    try:
+        current = svc.get(project, name).spec
+    except NotFound:
+        current = None
+    native = to_native(name, rec_data["name"], vc, _region(request), current)
     writes = [RecordWrite(r.dialect, r.kind, r.data, key=r.key, project=r.project,
                           created_at=r.created_at) for r in records]
     try:

@@ -24,8 +24,9 @@ from berth.api.dialects.scale.models import (
     ModelInfra,
     PartialLaunchVendorConfiguration,
 )
-from berth.domain.errors import SpecInvalid, Violation
+from berth.domain.errors import Conflict, SpecInvalid, Violation
 from berth.domain.records import Deployment
+from berth.domain.spec import DeploymentSpec, EndpointType
 from berth.domain.status import DeploymentStatus
 
 DIALECT, KIND = "scale", "model"
@@ -154,9 +155,36 @@ def _resources(infra: ModelInfra) -> dict[str, Any] | None:
     return resources
 
 
+def native_async(infra: ModelInfra, current: DeploymentSpec | None) -> dict[str, Any] | None:
+    """The native `async` for a configuration: `endpoint_type: async` turns it on with
+    `per_worker` workers (or 1); leaving `async` turns it off (accepted requests still run).
+    What was set natively (dataset, routes, retries, ...) is kept."""
+    kept = current.async_.model_dump(mode="json") if current is not None else {}
+    if infra.endpoint_type == "async":
+        return kept | {"enabled": True, "workers": infra.per_worker or 1}
+    if current is not None and current.endpoint_type == EndpointType.ASYNC:
+        return kept | {"enabled": False}
+    return kept or None
+
+
+def async_route(spec: DeploymentSpec) -> str:
+    """The async route name that reaches the predict route: the named target route whose
+    path it is, or with none configured the path without its leading '/'."""
+    predict = spec.routes.predict
+    routes = spec.async_.target_routes
+    if not routes:
+        return predict.removeprefix("/")
+    for name, path in routes.items():
+        if path.partition("?")[0] == predict:
+            return name
+    raise Conflict(f"none of the deployment's async.target_routes ({', '.join(routes)}) "
+                   f"reaches the predict route {predict}: add one", name=spec.name)
+
+
 def to_native(deployment: str, model_name: str, vc: LaunchVendorConfiguration,
-              region: str) -> dict[str, Any]:
-    """A launch vendor_configuration as native spec data for one deployment."""
+              region: str, current: DeploymentSpec | None = None) -> dict[str, Any]:
+    """A launch vendor_configuration as native spec data for one deployment (`current`:
+    the deployment's spec now, when it has one)."""
     image, infra = vc.model_image, vc.model_infra
     envs = {k: _env(v) for k, v in (image.env_vars or {}).items()}
     streaming = infra.endpoint_type == "streaming"
@@ -189,6 +217,9 @@ def to_native(deployment: str, model_name: str, vc: LaunchVendorConfiguration,
         out["per_worker"] = infra.per_worker
     if infra.public_inference is False:  # private: callers need an API key of the account
         out["auth_enabled"] = True
+    queued = native_async(infra, current)
+    if queued is not None:
+        out["async"] = queued
     return out
 
 
