@@ -95,8 +95,10 @@ class DatasetService:
 
     def by_id(self, project: str, dataset_id: int) -> Dataset:
         check_project(project)
-        with self.store.read() as tx:
-            found = tx.datasets.by_id(project, dataset_id)
+        found = None
+        if 0 < dataset_id < 2**63:  # a row id (a larger one would overflow the database's)
+            with self.store.read() as tx:
+                found = tx.datasets.by_id(project, dataset_id)
         if found is None:
             raise NotFound(f"dataset {dataset_id} not found in project {project!r}",
                            id=dataset_id)

@@ -80,6 +80,8 @@ def world(tmp_path: Path) -> Iterator[World]:
             json={"name": "tir-echo", "framework": "custom", "sku_id": sku["sku_id"],
                   "replica": 0, "custom_endpoint_details": {
                       "container": {"container_name": "catalog/echo"}}}))["data"]
+        tir_dataset = _ok(http.post(f"{gpu}/teams/{TEAM}/projects/{TIR}/datasets/",
+                                    headers=bearer, json={"name": "results"}))["data"]
         scale = _ok(http.post("/v5/models", headers={
             "x-api-key": admin, "x-selected-account-id": VICTIM}, json={
             "name": "echo-model", "model_vendor": "launch", "model_type": "generic",
@@ -95,7 +97,8 @@ def world(tmp_path: Path) -> Iterator[World]:
                                                 headers=bearer))["id"],
                         "instance_id": gcore["deployment"]["id"]},
             "/myaccount/": {"team": str(TEAM), "project": str(TIR),
-                            "inference_id": str(tir["id"]), "replica_name": "r1"},
+                            "inference_id": str(tir["id"]), "replica_name": "r1",
+                            "dataset_id": str(tir_dataset["id"])},
             "/project/p-": {"project": str(TIR), "name": "tir-echo", "rest": "infer",
                             "inference_id": str(tir["id"]), "path": "predict"},
             "/v5/": {"model_id": scale["id"]},
@@ -143,7 +146,8 @@ def _snapshot(store: Store) -> Any:
                    for r in tx.dialect_records.find(dialect, kind)]
         keys = sorted(k.id for k in tx.api_keys.all())
         tokens = sorted(t.name for t in tx.tokens.all())
-    return deployments, sorted(records), keys, tokens
+        datasets = sorted((ds.id, ds.project, ds.name) for ds in tx.datasets.all())
+    return deployments, sorted(records), keys, tokens, datasets
 
 
 EXPECTED = {Rule.ADMIN: 403, Rule.PROJECT: 403, Rule.OWNER: 404, Rule.PLATFORM: 200,

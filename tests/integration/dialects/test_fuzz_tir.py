@@ -14,6 +14,7 @@ from tests.unit.dialects.test_tir_probes import sdk_probe
 from tests.unit.dialects.test_tir_shapes import sdk_body
 
 BASE = "/myaccount/api/v1/gpu/teams/1/projects/2/serving/inference"
+DATASETS = "/myaccount/api/v1/gpu/teams/1/projects/2/datasets/"
 COUNT = 120
 JSON = {"Content-Type": "application/json"}
 ADVANCE = {"image_pull_policy": "Always", "is_readiness_probe_enabled": "true",
@@ -32,6 +33,7 @@ def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[App]:
     a = App(tmp_path_factory.mktemp("tir-fuzz"))
     with a.http:
         assert a.http.post(f"{BASE}/", json=sdk_body(name="fuzz-target")).status_code == 200
+        assert a.http.post(DATASETS, json={"name": "fuzz-results"}).json()["data"]["id"] == 1
         yield a
     a.store.close()
 
@@ -49,7 +51,7 @@ ACTIONS: list[dict[str, Any]] = [
     {"action": "update_auto_scale", "auto_scale_policy": POLICY},
     {"action": "disable_auto_scale", "replicas": 2},
     {"action": "update_async_configuration", "async_enabled": True,
-     "async_concurrent_workers": 2, "async_dataset_id": "ds", "async_destination_type":
+     "async_concurrent_workers": 2, "async_dataset_id": 1, "async_destination_type":
      "dataset", "async_target_routes": [{"route_name": "p", "route_value": "/predict"}]},
     {"action": "stop"},
 ]
@@ -64,6 +66,13 @@ def test_mutated_action_bodies_get_no_5xx(app: App, base: dict[str, Any]) -> Non
     drive(app.http, "PUT", f"{BASE}/1/", base, check, headers=JSON, count=COUNT)
 
 
-@pytest.mark.parametrize("method, path", [("POST", f"{BASE}/"), ("PUT", f"{BASE}/1/")])
+def test_mutated_dataset_bodies_get_no_5xx(app: App) -> None:
+    body = {"storage_type": "managed", "name": "fuzz-made", "bucket_name": None,
+            "encryption_enable": False, "encryption_type": None, "description": "d"}
+    drive(app.http, "POST", DATASETS, body, check, headers=JSON, count=COUNT)
+
+
+@pytest.mark.parametrize("method, path", [("POST", f"{BASE}/"), ("PUT", f"{BASE}/1/"),
+                                          ("POST", DATASETS)])
 def test_malformed_raw_bodies_get_no_5xx(app: App, method: str, path: str) -> None:
     drive_raw(app.http, method, path, check, headers=JSON)

@@ -24,7 +24,7 @@ from tests.unit.dialects.dialect_app import DialectApp
 
 ACCOUNT = "acct-async"
 HEADERS = {"x-api-key": "", "x-selected-account-id": ACCOUNT}
-CONFIG = {"model_image": {"registry": "", "repository": "catalog/echo", "tag": "",
+CONFIG: dict[str, Any] = {"model_image": {"registry": "", "repository": "catalog/echo", "tag": "",
                           "command": [], "predict_route": "/predict",
                           "healthcheck_route": "/healthz", "env_vars": {}},
           "model_infra": {"endpoint_type": "async", "cpus": "1", "memory": "256Mi",
@@ -160,6 +160,6 @@ def test_the_sdks_inference_create_works_unchanged(env: Env) -> None:
     assert answer.object == "generic_inference" and answer.response == {"echo": {"q": "x"}}
     with pytest.raises(scale_gp_beta.APIStatusError) as late:
         sdk.inference.create(model="launch/queued", args={},
-                             inference_configuration={"timeout_seconds": 0.1})
+                             inference_configuration={"timeout_seconds": 1})
     assert late.value.status_code == 504
     sdk.close()

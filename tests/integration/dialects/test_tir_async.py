@@ -135,6 +135,8 @@ def test_disabling_refuses_new_requests_and_keeps_accepted_ones(env: Env) -> Non
      "async_dataset_id"),
     ({"async_enabled": True, "async_concurrent_workers": 1, "async_dataset_id": "ds-1"},
      "async_dataset_id"),
+    ({"async_enabled": True, "async_concurrent_workers": 1, "async_dataset_id": 10**30},
+     "async_dataset_id"),
     ({"async_enabled": True, "async_concurrent_workers": 1}, "async_dataset_id"),
     ({"async_enabled": True, "async_concurrent_workers": 1, "async_dataset_id": 1,
       "async_destination_type": "queue"}, "async_destination_type"),
@@ -225,6 +227,7 @@ def test_datasets_list_get_delete_in_tirs_shape(env: Env) -> None:
     assert got["created_at"].endswith("Z") and got["access_key"] is None
     assert env.datasets.get(PROJECT, "results").id == number  # Berth's own dataset
     assert env.refused(env.http.get(f"{GPU}/datasets/999/"), 404) == []
+    assert env.refused(env.http.get(f"{GPU}/datasets/{'9' * 30}/"), 404) == []
     assert env.refused(env.http.post(f"{GPU}/datasets/", json={"name": "results"}), 409) == []
     assert env.ok(env.http.delete(f"{GPU}/datasets/{number}/"))["id"] == number
     assert env.ok(env.http.get(f"{GPU}/datasets/")) == []

@@ -49,6 +49,13 @@ PLATFORM = {
     ("GET", "/cloud/v3/inference/capacity"),
     ("GET", "/myaccount/api/v1/gpu/gpu_service/sku/"),
 }
+TIR = "/myaccount/api/v1/gpu/teams/{team}/projects/{project}"
+# TIR's async status and datasets: authorized as its endpoints (the project tir-T-P).
+TIR_PROJECT = {
+    ("GET", f"{TIR}/serving/inference/{{inference_id}}/async_status/"),
+    ("GET", f"{TIR}/datasets/"), ("POST", f"{TIR}/datasets/"),
+    ("GET", f"{TIR}/datasets/{{dataset_id}}/"), ("DELETE", f"{TIR}/datasets/{{dataset_id}}/"),
+}
 PARAM = re.compile(r"{(\w+)(?::\w+)?}")
 
 
@@ -152,6 +159,15 @@ def test_routes_naming_a_resource_by_id_alone_check_its_owner(routes: list[Route
         ("GET", "/v1/tasks/{task_id}"), ("GET", "/cloud/v1/tasks/{task_id}"),
         *{(m, "/cloud/v2/inference/deployments/{instance_id}") for m in ("GET", "PUT", "DELETE")},
         *relays}
+
+
+def test_tir_async_status_and_datasets_check_the_tir_project(routes: list[RouteInfo]) -> None:
+    by_route = {(r.method, r.path): r for r in routes}
+    assert set(by_route) >= TIR_PROJECT
+    endpoints = by_route[("GET", f"{TIR}/serving/inference/")].authorizations
+    for key in TIR_PROJECT:
+        assert by_route[key].rule == Rule.PROJECT, key
+        assert by_route[key].authorizations == endpoints, key  # the same check
 
 
 def test_only_inference_relays_take_requests_without_a_control_token(

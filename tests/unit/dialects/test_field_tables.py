@@ -21,6 +21,7 @@ from pydantic import BaseModel
 
 from berth.api.dialects.gcore import models as gcore_models
 from berth.api.dialects.gcore.v2 import flavor_id as v2_flavor_id
+from berth.api.dialects.tir import datasets as tir_datasets
 from berth.api.dialects.tir import models as tir_models
 from tests.fakes.builders import facts as gcore_facts
 from tests.unit.dialects.test_gcore_routes import PROJECT as GCORE_PROJECT
@@ -30,8 +31,7 @@ from tests.unit.dialects.test_tir_shapes import sdk_body as tir_body
 
 ROOT = Path(__file__).resolve().parents[3]
 HEADING = "## Request fields"
-# deferred: accepted, its behaviour is another issue's work (autoscaling, async invocation)
-Handling = Literal["acts", "refused", "kept", "deferred"]
+Handling = Literal["acts", "refused", "kept"]
 HANDLINGS: tuple[str, ...] = get_args(Handling)
 
 
@@ -307,6 +307,20 @@ TIR_REFUSED: dict[str, Body] = {
                                                   "auto_scale_policy": {
                                                       "initial_cooldown_period": "30"}},
 }
+# `update_async_configuration` fields (PUT only): a body, on top of ASYNC_ON, that is refused.
+ASYNC_ON: Body = {"action": "update_async_configuration", "async_enabled": True,
+                  "async_concurrent_workers": 1, "async_dataset_id": 1}
+TIR_REFUSED_ASYNC: dict[str, Body] = {
+    "async_destination_type": {"async_destination_type": "queue"},
+}
+# ... and a change to ASYNC_ON that must change the native spec's `async`.
+TIR_ACTS_ASYNC: dict[str, Body] = {
+    "async_enabled": {"async_enabled": False},
+    "async_concurrent_workers": {"async_concurrent_workers": 5},
+    "async_dataset_id": {"async_dataset_id": 2},
+    "async_target_routes": {"async_target_routes": [{"route_name": "QUEUE_1",
+                                                     "route_value": "predict"}]},
+}
 TIR_ACTS: dict[str, Body] = {
     "name": {"name": "other-echo"}, "sku_id": {"sku_id": 2},
     "sku_item_price_id": {"sku_id": None, "sku_item_price_id": 2},
@@ -358,16 +372,32 @@ def test_tir_table_covers_every_request_field() -> None:
 
 def test_tir_fields_the_table_refuses_are_refused(app: App) -> None:
     refused = {r.field for r in field_table(TIR_DOC) if r.handling == "refused"}
-    assert refused == set(TIR_REFUSED)
+    assert refused == set(TIR_REFUSED) | set(TIR_REFUSED_ASYNC)
     for field, change in TIR_REFUSED.items():
         answer = app.http.post(f"{TIR}/", json=changed(tir_body(), change))
         assert answer.status_code == 400, (field, answer.text)
         assert error_fields(answer) == [table_path(field)], field
+    number = _async_endpoint(app)
+    for field, change in TIR_REFUSED_ASYNC.items():
+        answer = app.http.put(f"{TIR}/{number}/", json=ASYNC_ON | change)
+        assert answer.status_code == 400, (field, answer.text)
+        assert error_fields(answer) == [field], field
+
+
+def _async_endpoint(app: App) -> int:
+    """An endpoint, and the project's datasets 1 and 2."""
+    for name in ("one", "two"):
+        made = app.http.post("/myaccount/api/v1/gpu/teams/1/projects/2/datasets/",
+                             json={"name": name})
+        assert made.status_code == 200, made.text
+    answer = app.http.post(f"{TIR}/", json=tir_body(name="async-echo"))
+    assert answer.status_code == 200, answer.text
+    return int(answer.json()["data"]["id"])
 
 
 def test_tir_fields_the_table_says_act_change_the_native_deployment(app: App) -> None:
     acts = {r.field for r in field_table(TIR_DOC) if r.handling == "acts"}
-    assert acts == set(TIR_ACTS) | {"action"}
+    assert acts == set(TIR_ACTS) | set(TIR_ACTS_ASYNC) | {"action"}
     for i, (field, change) in enumerate(TIR_ACTS.items()):
         name = f"base-{i:03d}"
         assert app.http.post(f"{TIR}/", json=tir_body(name=name)).status_code == 200
@@ -382,6 +412,39 @@ def test_tir_fields_the_table_says_act_change_the_native_deployment(app: App) ->
     number = app.http.get(f"{TIR}/").json()["data"][0]["id"]
     assert app.http.put(f"{TIR}/{number}/", json={"action": "stop"}).status_code == 200
     assert tir_state(app, "base-000") != before
+
+
+def test_tir_async_fields_the_table_says_act_change_the_native_async(app: App) -> None:
+    number = _async_endpoint(app)
+    for field, change in TIR_ACTS_ASYNC.items():
+        assert app.http.put(f"{TIR}/{number}/", json=ASYNC_ON).status_code == 200
+        base = tir_state(app, "async-echo")[0]["async_"]
+        answer = app.http.put(f"{TIR}/{number}/", json=ASYNC_ON | change)
+        assert answer.status_code == 200, (field, answer.text)
+        assert tir_state(app, "async-echo")[0]["async_"] != base, field
+
+
+DATASETS = "/myaccount/api/v1/gpu/teams/1/projects/2/datasets/"
+DATASET_REFUSED: dict[str, Body] = {
+    "storage_type": {"storage_type": "e2e_s3"}, "bucket_name": {"bucket_name": "b"},
+    "encryption_type": {"encryption_type": "sse-c"},
+    "encryption_enable": {"encryption_enable": True},
+}
+
+
+def test_tir_dataset_table_covers_refuses_and_acts(app: App) -> None:
+    rows = field_table(TIR_DOC, "## Dataset fields")
+    assert uncovered(rows, [tir_datasets.DatasetCreate]) == []
+    assert {r.field for r in rows if r.handling == "refused"} == set(DATASET_REFUSED)
+    for field, change in DATASET_REFUSED.items():
+        answer = app.http.post(DATASETS, json={"name": "refused"} | change)
+        assert answer.status_code == 400, (field, answer.text)
+        assert error_fields(answer) == [field], field
+    assert {r.field for r in rows if r.handling == "acts"} == {"name", "description"}
+    made = app.http.post(DATASETS, json={"name": "made", "description": "d"})
+    assert made.status_code == 200, made.text
+    native = app.app.state.datasets.get("tir-1-2", "made")
+    assert (native.name, native.description) == ("made", "d")
 
 
 def test_tir_fields_the_table_keeps_are_shown_back(app: App) -> None:

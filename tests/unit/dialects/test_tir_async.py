@@ -17,8 +17,8 @@ from berth.store.invocations import Invocation
 from tests.unit.dialects.test_tir_shapes import action
 
 
-def ts(*args: int) -> float:
-    return datetime(*args, tzinfo=UTC).timestamp()  # type: ignore[misc]
+def ts(year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> float:
+    return datetime(year, month, day, hour, minute, tzinfo=UTC).timestamp()
 
 
 def patch(body: dict[str, Any], current: AsyncConfig | None = None,
@@ -161,10 +161,13 @@ def test_the_list_query() -> None:
     (("last_year", None, None), "date_filter"), ((None, "0", None), "page_no"),
     ((None, "x", None), "page_no"), ((None, None, "0"), "per_page"),
     ((None, None, "1001"), "per_page"), ((None, None, "-3"), "per_page"),
+    ((None, "9" * 30, None), "page_no"), ((None, "1000001", None), "page_no"),
 ])
-def test_a_bad_list_parameter_is_refused_naming_it(args: tuple[Any, ...], param: str) -> None:
+def test_a_bad_list_parameter_is_refused_naming_it(
+        args: tuple[str | None, str | None, str | None], param: str) -> None:
+    date_filter, page_no, per_page = args
     with pytest.raises(SpecInvalid) as err:
-        async_status.list_query(NOW, *args, None)
+        async_status.list_query(NOW, date_filter, page_no, per_page, None)
     assert err.value.violations[0].field == param
 
 

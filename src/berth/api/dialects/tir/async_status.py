@@ -24,6 +24,7 @@ STATUS = {
     InvocationStatus.EXPIRED: "expired",
 }
 MAX_PER_PAGE = 1000
+MAX_PAGE = 1_000_000
 DEFAULT_PER_PAGE = 10
 
 
@@ -61,13 +62,12 @@ class ListQuery:
     route: str | None
 
 
-def _positive(param: str, value: str | None, default: int, most: int | None = None) -> int:
+def _positive(param: str, value: str | None, default: int, most: int) -> int:
     if value is None or not value.strip():
         return default
     text = value.strip()
-    bound = f"1..{most}" if most is not None else ">= 1"
-    if not text.isdigit() or int(text) < 1 or (most is not None and int(text) > most):
-        raise _bad(param, "range", f"must be an integer {bound}; got {value!r}")
+    if not text.isdigit() or len(text) > 12 or not 1 <= int(text) <= most:
+        raise _bad(param, "range", f"must be an integer 1..{most}; got {value[:50]!r}")
     return int(text)
 
 
@@ -78,7 +78,7 @@ def list_query(now: float, date_filter: str | None, page_no: str | None,
     since, until = (None, None)
     if date_filter is not None and date_filter.strip():
         since, until = date_range(date_filter.strip(), now)
-    page = _positive("page_no", page_no, 1)
+    page = _positive("page_no", page_no, 1, MAX_PAGE)
     size = _positive("per_page", per_page, DEFAULT_PER_PAGE, MAX_PER_PAGE)
     route = queue_name.strip() if queue_name is not None and queue_name.strip() else None
     return ListQuery(since, until, (page - 1) * size, size, route)
