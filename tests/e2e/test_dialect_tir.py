@@ -178,12 +178,23 @@ def test_seed_put_actions(server: BerthServer) -> None:
             "min_replicas": 1, "max_replicas": 2, "rules": [{"metric": "custom",
                                                               "condition_value": 5}]}})
         assert bad.status_code == 400 and "custom_metric_name" in bad.text
+        dataset = http.post(f"/myaccount/api/v1/gpu/teams/{TEAM}/projects/{PROJECT}/datasets/",
+                            json={"name": "seed-results", "storage_type": "managed"})
+        assert dataset.status_code == 200, dataset.text
+        number = dataset.json()["data"]["id"]
         asynced = _put(http, eid, {
             "action": "update_async_configuration", "async_enabled": True,
-            "async_concurrent_workers": 2, "async_dataset_id": "ds-1",
+            "async_concurrent_workers": 2, "async_dataset_id": number,
             "async_destination_type": "dataset",
             "async_target_routes": [{"route_name": "predict", "route_value": "/predict"}]})
         assert asynced["data"]["async_enabled"] is True
+        assert asynced["data"]["async_dataset_id"] == number
+        native = http.get(f"/v1/projects/tir-{TEAM}-{PROJECT}/deployments/seed-echo").json()
+        assert native["async"]["workers"] == 2 and native["async"]["dataset"] == "seed-results"
+        unknown_ds = http.put(f"{BASE}/{eid}/", json={
+            "action": "update_async_configuration", "async_enabled": True,
+            "async_concurrent_workers": 2, "async_dataset_id": "ds-1"})
+        assert unknown_ds.status_code == 400 and unknown_ds.json()["errors"]["async_dataset_id"]
         for action in ("stop", "start", "restart"):
             _put(http, eid, {"action": action})
         status = http.get(f"{BASE}/{eid}/async_status/", params={"request_id": "r1"})
