@@ -82,6 +82,17 @@ def test_an_async_model_turns_on_the_native_async(env: Env) -> None:
     assert not d.spec.async_.enabled and d.spec.endpoint_type.value == "sync"
 
 
+def test_more_async_workers_than_berth_runs_is_refused_at_per_worker(env: Env) -> None:
+    config = {"model_image": CONFIG["model_image"],
+              "model_infra": CONFIG["model_infra"] | {"per_worker": 20000}}
+    answer = env.post("/v5/models", {"name": "wide", "model_vendor": "launch",
+                                     "model_type": "generic", "vendor_configuration": config})
+    assert answer.status_code == 422, answer.text
+    assert [d["loc"] for d in answer.json()["detail"]] == [
+        ["body", "vendor_configuration", "model_infra", "per_worker"]]
+    assert env.deployments(ACCOUNT) == []
+
+
 def test_inference_is_queued_and_answered_as_a_sync_call(env: Env) -> None:
     env.model()
     finisher = env.finisher(answer=b'{"echo": {"n": 2}}')

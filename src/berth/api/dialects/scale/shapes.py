@@ -57,9 +57,10 @@ FIELD_NAMES = [
     ("containers[0].scale.max", f"{VC}.{INFRA}.max_workers"),
     ("containers[0].scale", f"{VC}.{INFRA}.min_workers"),
     ("per_worker", f"{VC}.{INFRA}.per_worker"), ("endpoint_type", f"{VC}.{INFRA}.endpoint_type"),
+    ("async.workers", f"{VC}.{INFRA}.per_worker"), ("async", f"{VC}.{INFRA}.endpoint_type"),
     ("labels", f"{VC}.{INFRA}.labels"), ("auth_enabled", f"{VC}.{INFRA}.public_inference"),
 ]
-COARSE = ("probes", "resources", "containers[0].scale")
+COARSE = ("probes", "resources", "containers[0].scale", "async")
 
 
 def _bad(field: str, rule: str, message: str) -> SpecInvalid:
