@@ -42,6 +42,7 @@ log = logging.getLogger("berth.invocations")
 IDLE_POLL: Final = 0.5  # seconds between looks at the queue with nothing happening
 RENEW_EVERY: Final = 3.0
 EXPIRE_EVERY: Final = 5.0
+PARTIAL_SECONDS: Final = 600.0  # a temporary result file this old is a write cut short
 LIMITS: Final = httpx.Limits(max_connections=None, max_keepalive_connections=256,
                              keepalive_expiry=30)
 
@@ -323,6 +324,7 @@ class Dispatcher:
             if d is None:
                 raise FileNotFoundError(f"dataset {name!r} not found in project {project!r}")
             files = self.files[key] = open_dataset(d, self.data_dir)
+            files.sweep_partial(PARTIAL_SECONDS, time.time())  # writes a crash cut short
         return files
 
     def _write(self, project: str, dataset: str, path: str, data: bytes) -> None:
