@@ -72,7 +72,7 @@ class Gateway:
         self._id_prefix = os.urandom(4).hex().encode()
         self.access = AccessLog(access_log)
         self.dispatcher = Dispatcher(self, store, data_dir, visibility=async_lease_seconds)
-        self.intake = IntakeQueue(store, on_commit=self.dispatcher.wake)
+        self.intake = IntakeQueue(store, on_commit=self.dispatcher.work_arrived)
         self.metrics.registry.register(AsyncCollector(self))
         self._changed = asyncio.Event()
         self._decisions_due = 0.0  # monotonic time of the next read of the decisions

@@ -23,14 +23,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
-import httpx
-
 from berth.domain.invocations import RETRIED_STATUS, InvocationStatus, TryError, outcome
 from berth.domain.spec import AsyncConfig
 from berth.domain.status import DesiredState
 from berth.gateway.balancer import Backend, Shed
 from berth.invocations import rules
 from berth.invocations.datasets import DatasetFiles, open_dataset
+from berth.invocations.upstream import ConnectFailed, ConnectionLost, ReplicaClient
 from berth.store.engine import Store, Tx
 from berth.store.invocations import Backlog, Ending, Invocation, Leased
 
@@ -43,8 +42,6 @@ IDLE_POLL: Final = 0.5  # seconds between looks at the queue with nothing happen
 RENEW_EVERY: Final = 3.0
 EXPIRE_EVERY: Final = 5.0
 PARTIAL_SECONDS: Final = 600.0  # a temporary result file this old is a write cut short
-LIMITS: Final = httpx.Limits(max_connections=None, max_keepalive_connections=256,
-                             keepalive_expiry=30)
 
 
 @dataclass
@@ -78,9 +75,11 @@ class Dispatcher:
         self.backlog: dict[str, Backlog] = {}  # as the last cycle read it
         self.counters: dict[str, Counters] = {}
         self.files: dict[tuple[str, str], DatasetFiles] = {}
-        self.client: httpx.AsyncClient | None = None
+        self.client = ReplicaClient()
         self._wake = asyncio.Event()
         self._renew_due = 0.0
+        self._survey_due = 0.0
+        self.work: set[str] = set()  # deployments that may have requests to lease
         self._expire_due = 0.0
 
     def wake(self) -> None:
@@ -93,7 +92,6 @@ class Dispatcher:
 
     async def run(self) -> None:
         self._wake = asyncio.Event()
-        self.client = httpx.AsyncClient(limits=LIMITS, trust_env=False, timeout=None)
         try:
             while True:
                 with contextlib.suppress(TimeoutError):  # not wait_for: see probes.checks
@@ -106,34 +104,46 @@ class Dispatcher:
                     log.exception("async dispatch cycle failed")
                     await asyncio.sleep(IDLE_POLL)
         finally:
-            await self.client.aclose()
+            self.client.close()
 
     # -- the cycle -----------------------------------------------------------------------------
 
     async def cycle(self) -> None:
         now = self.clock()
         endings, self.endings = self.endings, []
+        for e in endings:
+            lease = self.inflight.get(e.id)
+            if lease is not None:
+                self.work.add(lease.deployment_id)  # a slot came free there
         candidates = {d_id: Candidate(r.invocations.workers if r.invocations else 1,
                                       bool(r.balancer.backends))
                       for d_id, r in self.gw.table.by_id.items()}
         renew = now >= self._renew_due and bool(self.inflight)
         expire = now >= self._expire_due
+        survey = now >= self._survey_due
         if renew:
             self._renew_due = now + RENEW_EVERY
         if expire:
             self._expire_due = now + EXPIRE_EVERY
+        if survey:  # the whole backlog: retries come due, leases lapse, other gateways' intake
+            self._survey_due = now + IDLE_POLL
         held = [(i, lease.token) for i, lease in self.inflight.items()] if renew else []
         loop = self.gw.loop
-        if not (endings or held or expire or self._pending()):
+        if survey and not (endings or held or expire):
             self.backlog = await loop.run_in_executor(None, self._read_backlog)
-            if not self._pending():
-                return  # nothing to do: no write transaction
+            self.work |= {d for d, b in self.backlog.items() if b.pending}
+            survey = False
+        if not (endings or held or expire or survey or self.work):
+            return  # nothing to do: no write transaction
+        work, self.work = self.work, set()
         try:
-            leased, expired = await loop.run_in_executor(
-                None, self._transact, endings, held, candidates, now, expire)
+            leased, expired, idle = await loop.run_in_executor(
+                None, self._transact, endings, held, candidates, work, now, expire, survey)
         except Exception:
             self.endings[:0] = endings  # recorded next cycle
+            self.work |= work
             raise
+        self.work |= work - idle
         for e in endings:
             self.inflight.pop(e.id, None)
         for lease in leased:
@@ -144,32 +154,47 @@ class Dispatcher:
         if expired:
             await loop.run_in_executor(None, self._remove_results, expired)
 
+    def work_arrived(self, deployment_ids: set[str]) -> None:
+        """The intake stored requests for these deployments. Event loop only."""
+        self.work |= deployment_ids
+        self._wake.set()
+
     def _pending(self) -> bool:
-        return any(b.queued or b.running for b in self.backlog.values())
+        return any(b.pending for b in self.backlog.values())
 
     def _read_backlog(self) -> dict[str, Backlog]:
         with self.store.read() as tx:
             return tx.invocations.backlog()
 
     def _transact(self, endings: list[Ending], held: list[tuple[str, int]],
-                  candidates: dict[str, Candidate], now: float, expire: bool
-                  ) -> tuple[list[Leased], list[Invocation]]:
+                  candidates: dict[str, Candidate], work: set[str], now: float,
+                  expire: bool, survey: bool
+                  ) -> tuple[list[Leased], list[Invocation], set[str]]:
+        """One write transaction; returns the leases, the expired requests, and the
+        deployments that had nothing to lease (no due request, or no room)."""
         with self.store.write(notify=False) as tx:
             if endings:
                 tx.invocations.end(endings)
             if held:
                 tx.invocations.renew(held, now + self.visibility)
-            self.backlog = backlog = tx.invocations.backlog()
+            if survey:
+                self.backlog = tx.invocations.backlog()
+                work = work | {d for d, b in self.backlog.items() if b.pending}
             leased: list[Leased] = []
-            for d_id, b in backlog.items():
+            idle: set[str] = set()
+            for d_id in sorted(work):
                 c = candidates.get(d_id)
                 if c is None:
                     self._fail_if_deleted(tx, d_id, now)
-                elif c.ready and (b.queued or b.running):
-                    leased += tx.invocations.lease(d_id, c.workers, now, self.gw.id,
-                                                   self.visibility)
+                    idle.add(d_id)
+                    continue
+                got = tx.invocations.lease(d_id, c.workers, now, self.gw.id, self.visibility) \
+                    if c.ready else []
+                if not got:
+                    idle.add(d_id)
+                leased += got
             expired = tx.invocations.expire(now) if expire else []
-        return leased, expired
+        return leased, expired, idle
 
     @staticmethod
     def _fail_if_deleted(tx: Tx, deployment_id: str, now: float) -> None:
@@ -215,11 +240,9 @@ class Dispatcher:
                                  "no replica slot came free in time")
             except Shed as shed:
                 return await self._end(lease, route, None, TryError.CONNECT, str(shed))
-        assert self.client is not None
         headers = {"x-request-id": lease.id, "x-berth-attempt": str(lease.attempt)}
         if lease.content_type:
             headers["content-type"] = lease.content_type
-        url = f"http://{backend.host}:{backend.port}{lease.path}"
         stats = self.gw.metrics.of(route)
         started = time.monotonic()
         code: int | None = None
@@ -228,17 +251,18 @@ class Dispatcher:
         message = ""
         try:
             async with asyncio.timeout(lease.attempt_timeout):
-                response = await self.client.post(url, content=lease.body, headers=headers)
-            code, data = response.status_code, response.content
+                answer = await self.client.post(backend.host, backend.port, lease.path,
+                                                lease.body, headers)
+            code, data = answer.status, answer.body
         except TimeoutError:
             error = TryError.TIMEOUT
             message = f"no answer within attempt_timeout ({lease.attempt_timeout:g}s)"
-        except httpx.ConnectError as exc:
+        except ConnectFailed as exc:
             error = TryError.CONNECT
-            message = f"connect to replica {backend.replica_id} failed: {exc}"
-        except httpx.HTTPError as exc:
+            message = f"replica {backend.replica_id}: {exc}"
+        except ConnectionLost as exc:
             error = TryError.LOST
-            message = f"replica {backend.replica_id}: {type(exc).__name__}: {exc}"
+            message = f"replica {backend.replica_id}: {exc}"
         finally:
             balancer.release(backend)
             stats.last_request = time.monotonic()

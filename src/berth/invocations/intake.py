@@ -52,7 +52,8 @@ def commit_batch(store: Store, batch: list[Submission]) -> list[Accepted | rules
 class IntakeQueue:
     """Submissions waiting for the next batch commit; one commit in flight at a time."""
 
-    def __init__(self, store: Store, on_commit: Callable[[], None] | None = None) -> None:
+    def __init__(self, store: Store,
+                 on_commit: Callable[[set[str]], None] | None = None) -> None:
         self.store = store
         self.on_commit = on_commit
         self.waiting: list[Submission] = []
@@ -85,6 +86,8 @@ class IntakeQueue:
                         self.refused += 1
                     s.answer(r)
                 if self.on_commit is not None:
-                    self.on_commit()
+                    self.on_commit({s.item.deployment_id for s, r in zip(batch, results,
+                                                                         strict=True)
+                                    if isinstance(r, Accepted)})
         finally:
             self.committing = False
