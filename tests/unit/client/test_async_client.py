@@ -10,8 +10,8 @@ from typing import Any
 import httpx
 import pytest
 
-from berth.client import BerthAPIError, BerthClient, BerthConnectionError
-from berth.client import async_requests
+from berth.client import BerthAPIError, BerthClient, BerthConnectionError, async_requests
+from berth.domain.invocations import InvocationStatus
 from tests.unit.client.test_client import T0, Server, ok
 
 ASYNC = "/v1/projects/default/deployments/echo/async"
@@ -47,7 +47,7 @@ def test_async_list_sends_the_filters(client: BerthClient, server: Server) -> No
     page = client.async_list("echo", status=["queued", "FAILED"],
                              since=datetime(2024, 5, 1, tzinfo=UTC), until=1.5e9,
                              page=2, per_page=1)
-    assert page.total == 2 and page.counts["QUEUED"] == 1 and page.items[0].id == "r1"
+    assert page.total == 2 and page.counts[InvocationStatus.QUEUED] == 1 and page.items[0].id == "r1"
     params = server.last.url.params
     assert params.get_list("status") == ["QUEUED", "FAILED"]
     assert (params["since"], params["until"], params["page"], params["per_page"]) == (
