@@ -47,7 +47,8 @@ def test_async_list_sends_the_filters(client: BerthClient, server: Server) -> No
     page = client.async_list("echo", status=["queued", "FAILED"],
                              since=datetime(2024, 5, 1, tzinfo=UTC), until=1.5e9,
                              page=2, per_page=1)
-    assert page.total == 2 and page.counts[InvocationStatus.QUEUED] == 1 and page.items[0].id == "r1"
+    assert page.total == 2 and page.items[0].id == "r1"
+    assert page.counts[InvocationStatus.QUEUED] == 1
     params = server.last.url.params
     assert params.get_list("status") == ["QUEUED", "FAILED"]
     assert (params["since"], params["until"], params["page"], params["per_page"]) == (
