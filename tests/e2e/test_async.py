@@ -190,3 +190,38 @@ def test_async_scales_from_zero_and_back(srv: BerthServer) -> None:
     assert 'berth_async_queued_requests{deployment="from-zero",project="e2e"} 0.0' in text
     assert 'berth_async_completed_total{deployment="from-zero",project="e2e",status="SUCCEEDED"}' \
         ' 10.0' in text
+
+
+def test_cli_submits_a_file_and_lists_the_requests(srv: BerthServer, tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+    with srv.client() as http:
+        api = Api(http)
+        api.task(api.create(echo_spec("cli-batch", 1, **{"async": {"enabled": True,
+                                                                   "workers": 2}}))["task_id"])
+    lines = tmp_path / "requests.jsonl"
+    lines.write_text("".join(json.dumps({"line": i}) + "\n" for i in range(25)))
+    env = {**os.environ, "BERTH_URL": srv.url, "BERTH_DATA_DIR": str(srv.data_dir),
+           "BERTH_PROJECT": "e2e", "COLUMNS": "200"}
+
+    def berth(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "berth", *args], capture_output=True,
+                              text=True, env=env, timeout=120, check=False)
+    ids_out = tmp_path / "ids.txt"
+    out = berth("async", "submit", "cli-batch", "-f", str(lines), "--key-prefix", "b1-",
+                "--ids-out", str(ids_out), "--wait")
+    assert out.returncode == 0, out.stdout + out.stderr
+    ids = ids_out.read_text().split()
+    assert len(ids) == 25 and "SUCCEEDED 25" in out.stdout + out.stderr
+    again = berth("async", "submit", "cli-batch", "-f", str(lines), "--key-prefix", "b1-",
+                  "--ids-out", str(tmp_path / "ids2.txt"))
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert (tmp_path / "ids2.txt").read_text().split() == ids  # idempotent resubmission
+    assert len(result_files(srv, "cli-batch")) == 25
+    listed = berth("async", "cli-batch", "-o", "json")
+    assert listed.returncode == 0, listed.stdout + listed.stderr
+    page = json.loads(listed.stdout)
+    assert page["total"] == 25 and page["counts"]["SUCCEEDED"] == 25
+    one = berth("async", "get", "cli-batch", ids[3], "-o", "json")
+    assert json.loads(one.stdout)["result"]["echo"] == {"line": 3}
