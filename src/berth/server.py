@@ -157,7 +157,8 @@ def new_gateway(settings: Settings, store: Store) -> Gateway:
                    domain=settings.domain,
                    access_log=private_file(settings.data_dir / "access.log"),
                    idle_seconds=settings.gateway_idle_seconds,
-                   head_seconds=settings.gateway_header_seconds)
+                   head_seconds=settings.gateway_header_seconds,
+                   data_dir=settings.data_dir, async_lease_seconds=settings.async_lease_seconds)
 
 
 def _exit_on_signal(signum: int, _frame: object) -> None:

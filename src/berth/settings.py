@@ -38,6 +38,9 @@ class Settings(BaseSettings):
     stable_run_seconds: float = Field(default=30.0, gt=0)
     max_thread_count: int = Field(default=256, ge=1)
     lease_seconds: float = Field(default=10.0, gt=0)
+    # An async request a dispatcher holds goes back to the queue this long after the
+    # dispatcher stops renewing it (it died).
+    async_lease_seconds: float = Field(default=10.0, gt=0)
     # The control API refuses a request body over this many bytes with 413 (every surface).
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
     # "index:model:memory_mib,..." declares GPUs instead of detecting them (tests, odd drivers).

@@ -26,7 +26,9 @@ from berth.api.openapi import add_error_answers
 from berth.api.relay import GatewayRelay
 from berth.api.v1 import api_keys as api_keys_routes
 from berth.api.v1 import credentials as credentials_routes
+from berth.api.v1 import datasets as datasets_routes
 from berth.api.v1 import deployments, platform
+from berth.api.v1 import invocations as invocations_routes
 from berth.api.v1 import tokens as tokens_routes
 from berth.domain.platform import PlatformFacts
 from berth.domain.spec import DeploymentSpec
@@ -75,6 +77,8 @@ def create_app(
     install_error_handlers(app)
     auth = [Depends(require_token)]
     app.include_router(deployments.router, dependencies=auth)
+    app.include_router(invocations_routes.router, dependencies=auth)
+    app.include_router(datasets_routes.router, dependencies=auth)
     app.include_router(platform.router, dependencies=auth)
     app.include_router(api_keys_routes.router, dependencies=auth)
     app.include_router(credentials_routes.registries, dependencies=auth)

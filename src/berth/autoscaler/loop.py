@@ -35,7 +35,7 @@ from berth.domain.status import DesiredState
 from berth.runtime.base import Runtime
 from berth.runtime.nvml import GpuUsage
 from berth.store.autoscaler import ScaleRecord
-from berth.store.engine import Store
+from berth.store.engine import Store, Tx
 
 log = logging.getLogger("berth.autoscaler")
 Key = tuple[str, str]  # deployment id, region
@@ -46,10 +46,16 @@ class GpuMeter(Protocol):
 
 
 class QueueBacklog:
-    """Async invocations waiting per deployment. Berth has no async queue yet: none wait."""
+    """Async invocations waiting or running per deployment, as the last tick read them."""
+
+    def __init__(self) -> None:
+        self.counts: dict[str, int] = {}
+
+    def read(self, tx: Tx) -> None:
+        self.counts = {d_id: b.pending for d_id, b in tx.invocations.backlog().items()}
 
     def backlog(self, deployment_id: str) -> int:
-        return 0
+        return self.counts.get(deployment_id, 0)
 
 
 @dataclass(frozen=True)
@@ -134,6 +140,7 @@ class Autoscaler:
             rows = tx.replicas.all()
             traffic = traffic_view(tx.routing.gateways(now - LIVE_SECONDS), now)
             stored = {(r.deployment_id, r.region): r for r in tx.autoscaler.all()}
+            self.queue.read(tx)
         by_deployment: dict[str, list[Replica]] = {}
         for r in rows:
             by_deployment.setdefault(r.deployment_id, []).append(r)
@@ -213,6 +220,8 @@ class Autoscaler:
             got_custom, missing = await custom_samples(self._http, replicas, custom, now)
             samples += got_custom
             unavailable.update(missing)
+        if TriggerKind.QUEUE in kinds and first_region:
+            samples.append(Sample(TriggerKind.QUEUE, float(self.queue.backlog(d.id)), now))
         last = traffic.last_request.get(d.id)
         if last is None and d.last_request_at is not None:
             last = d.last_request_at.timestamp()

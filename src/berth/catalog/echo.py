@@ -10,6 +10,7 @@
     PUT  /metrics/{name}   {"value": 3.5}: sets gauge `name` (a Prometheus metric name) for
                            a test to scale on (custom autoscaling triggers); answers
                            {"name", "value"}; DELETE /metrics/{name} removes it
+    POST /status/{code}, /flaky/{n}   failing on purpose, for retry tests (see echo_faults)
     /v2/...                KServe v2 / Open Inference Protocol: health, model metadata and
                            readiness, and POST /v2/models/{name}/infer, whose inputs come back
                            as its outputs (see echo_oip)
@@ -40,6 +41,7 @@ from typing import Any, cast
 import httptools
 
 from berth.catalog import echo_oip, echo_openai
+from berth.catalog.echo_faults import FLAKY, Faults
 
 _JSON = b"application/json"
 _NOT_JSON = object()
@@ -146,10 +148,12 @@ def _finite(payload: Any) -> float | str:
 
 
 class EchoProtocol(asyncio.Protocol):
-    def __init__(self, config: Config, connections: set[EchoProtocol], gauges: Gauges) -> None:
+    def __init__(self, config: Config, connections: set[EchoProtocol], gauges: Gauges,
+                 faults: Faults) -> None:
         self.config = config
         self._connections = connections
         self._gauges = gauges
+        self._faults = faults
         self._parser = httptools.HttpRequestParser(self)
         self._transport: asyncio.Transport | None = None
         self._url = b""
@@ -255,6 +259,12 @@ class EchoProtocol(asyncio.Protocol):
 
     def _route(self, request: _Request) -> tuple[int, bytes]:
         method, path = request.method, request.path
+        if method == b"POST":
+            failed = self._faults.answer(path, request.body)
+            if failed is not None:
+                return failed
+            if path.startswith(FLAKY):  # its failures are over: an echo
+                return self._predict(request.body)
         if path == b"/predict/stream" and method == b"POST" and not isinstance(
                 _json(request.body), dict):
             return _error(400, "request body must be a JSON object")
@@ -350,9 +360,9 @@ async def serve(config: Config, ready: Callable[[str], None] | None = None) -> N
         await asyncio.sleep(config.startup_delay)
     loop = asyncio.get_running_loop()
     connections: set[EchoProtocol] = set()
-    gauges = Gauges()
+    gauges, faults = Gauges(), Faults()
     server = await loop.create_server(
-        lambda: EchoProtocol(config, connections, gauges), config.host, config.port,
+        lambda: EchoProtocol(config, connections, gauges, faults), config.host, config.port,
         backlog=1024)
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):

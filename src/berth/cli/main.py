@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from berth.cli import common, deployments, keys, observe
+from berth.cli import async_requests, common, datasets, deployments, keys, observe
 from berth.cli.helptext import Group
 from berth.client import DEFAULT_PROJECT, DEFAULT_URL
 
@@ -129,6 +129,8 @@ common.register(app, gateway)
 deployments.register(app)
 observe.register(app)
 keys.register(app)
+datasets.register(app)
+async_requests.register(app)
 
 
 def main() -> None:

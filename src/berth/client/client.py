@@ -8,14 +8,11 @@ import time
 from collections.abc import Callable, Generator, Iterable, Mapping
 from datetime import datetime
 from pathlib import Path
-from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any
 from urllib.parse import quote
 
 import httpx
-from pydantic import BaseModel
 
-from berth import __version__
 from berth.api.v1.models import (
     Accepted,
     ApiKeyCreated,
@@ -36,6 +33,9 @@ from berth.api.v1.models import (
     ReplicaOut,
     TaskOut,
 )
+from berth.client.async_requests import AsyncRequestsMixin
+from berth.client.base import DEFAULT_PROJECT, DEFAULT_URL, Since, since_seconds
+from berth.client.datasets import DatasetsMixin
 from berth.client.errors import (
     BerthAPIError,
     BerthConnectionError,
@@ -46,14 +46,12 @@ from berth.client.errors import (
 from berth.domain.spec import Container, DeploymentSpec
 from berth.domain.status import DeploymentStatus, TaskState
 
-DEFAULT_URL = "http://127.0.0.1:8000"
-DEFAULT_PROJECT = "default"
+__all__ = ["DEFAULT_PROJECT", "DEFAULT_URL", "BerthClient", "spec_body", "token_from_data_dir"]
+
 TOKEN_FILE = "admin-token"
 MERGE_PATCH = "application/merge-patch+json"
 
-M = TypeVar("M", bound=BaseModel)
 SpecLike = DeploymentSpec | Mapping[str, Any]
-Since = float | datetime | None
 
 _SPEC_KEYS = frozenset(DeploymentSpec.model_fields)
 _CONTAINER_KEYS = frozenset(Container.model_fields)
@@ -81,10 +79,6 @@ def spec_body(spec: SpecLike) -> dict[str, Any]:
     return body
 
 
-def _since(since: Since) -> float | None:
-    return since.timestamp() if isinstance(since, datetime) else since
-
-
 def _statuses(status: str | Iterable[str]) -> set[DeploymentStatus]:
     names = [status] if isinstance(status, str) else list(status)
     try:
@@ -94,48 +88,13 @@ def _statuses(status: str | Iterable[str]) -> set[DeploymentStatus]:
         raise ValueError(f"unknown status in {names}; expected one of {valid}") from None
 
 
-class BerthClient:
+class BerthClient(DatasetsMixin, AsyncRequestsMixin):
     """Client of one Berth server, scoped to one project.
 
     >>> with BerthClient(token="...") as berth:
     ...     accepted = berth.create({"name": "echo", "image": "berth/echo"})
     ...     berth.wait_task(accepted.task_id)
     """
-
-    def __init__(
-        self,
-        url: str = DEFAULT_URL,
-        token: str | None = None,
-        project: str = DEFAULT_PROJECT,
-        timeout: float = 30.0,
-        transport: httpx.BaseTransport | None = None,
-    ) -> None:
-        self.url = url.rstrip("/")
-        self.project = project
-        self.timeout = timeout
-        headers = {"Accept": "application/json", "User-Agent": f"berth-client/{__version__}"}
-        if token:
-            headers["Authorization"] = f"Bearer {token}"
-        self._http = httpx.Client(
-            base_url=self.url, headers=headers, timeout=timeout, transport=transport
-        )
-
-    def __repr__(self) -> str:
-        return f"BerthClient(url={self.url!r}, project={self.project!r})"
-
-    def __enter__(self) -> BerthClient:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
-    def close(self) -> None:
-        self._http.close()
 
     # deployments
 
@@ -195,7 +154,7 @@ class BerthClient:
     def logs(self, name: str, since: Since = None, limit: int = 1000) -> builtins.list[LogLineOut]:
         params: dict[str, Any] = {"limit": limit}
         if since is not None:
-            params["since"] = _since(since)
+            params["since"] = since_seconds(since)
         return self._call(LogList, "GET", f"{self._deployment(name)}/logs", params=params).items
 
     def follow_logs(self, name: str, since: Since = None) -> Generator[LogLineOut, None, None]:
@@ -205,7 +164,7 @@ class BerthClient:
         """
         params: dict[str, Any] = {"follow": "true"}
         if since is not None:
-            params["since"] = _since(since)
+            params["since"] = since_seconds(since)
         path = f"{self._deployment(name)}/logs"
         timeout = httpx.Timeout(self.timeout, read=None)
         try:
@@ -336,48 +295,6 @@ class BerthClient:
     @staticmethod
     def _if_match(generation: int | None) -> dict[str, str]:
         return {} if generation is None else {"If-Match": str(generation)}
-
-    def _call(
-        self,
-        model: type[M],
-        method: str,
-        path: str,
-        *,
-        params: Mapping[str, Any] | None = None,
-        body: Any = None,
-        content: bytes | None = None,
-        headers: Mapping[str, str] | None = None,
-    ) -> M:
-        response = self._send(
-            method, path, params=params, body=body, content=content, headers=headers
-        )
-        try:
-            return model.model_validate(response.json())
-        except ValueError as exc:
-            raise BerthProtocolError(
-                f"{method} {path}: unexpected {model.__name__} response: {exc}"
-            ) from exc
-
-    def _send(
-        self,
-        method: str,
-        path: str,
-        *,
-        params: Mapping[str, Any] | None = None,
-        body: Any = None,
-        content: bytes | None = None,
-        headers: Mapping[str, str] | None = None,
-    ) -> httpx.Response:
-        """One request; transport failures and error answers raise client errors."""
-        try:
-            response = self._http.request(
-                method, path, params=params, json=body, content=content, headers=headers
-            )
-        except httpx.TransportError as exc:
-            raise BerthConnectionError(self.url, str(exc) or type(exc).__name__) from exc
-        if response.is_error:
-            raise error_from_response(response)
-        return response
 
     @staticmethod
     def _parse_line(line: str) -> LogLineOut:

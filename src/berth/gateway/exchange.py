@@ -7,6 +7,7 @@ import contextlib
 from time import monotonic
 from typing import TYPE_CHECKING, Final
 
+from berth.gateway import asynccalls
 from berth.gateway.balancer import UNAVAILABLE, Backend, Shed
 from berth.gateway.http import client_head, gateway_error, upstream_head
 from berth.gateway.paths import refusal as path_refusal
@@ -14,6 +15,7 @@ from berth.gateway.table import Route
 from berth.gateway.upstream import UpstreamConnection
 
 if TYPE_CHECKING:
+    from berth.gateway.asynccalls import AsyncCall
     from berth.gateway.proxy import ClientConnection
 
 INF: Final = float("inf")
@@ -74,6 +76,8 @@ class Exchange:
     cold_start: float | None = None
     done = False
     began = False
+    async_call: AsyncCall | None = None  # POST {address}/async/{route}: the gateway keeps it
+    raw_body: list[bytes] | None = None  # a chunked body's chunks unframed, before begin
 
     def __init__(self, conn: ClientConnection) -> None:
         self.conn = conn
@@ -139,6 +143,12 @@ class Exchange:
             self.reply_error(status, code, message,
                              {"www-authenticate": "Bearer"} if status == 401 else None)
             return
+        if asynccalls.is_async(rest):
+            if self.expect_continue and not self.body_done:
+                self.conn.write(CONTINUE)
+            base = path[:len(path) - len(rest)].decode("utf-8", errors="replace")
+            asynccalls.begin(self, route, rest, query, base)
+            return
         self.head = upstream_head(
             self.method, rest + (b"?" + query if query else b""), self.headers, host=self.host,
             forwarded=self.forwarded, client=self.conn.client_ip_bytes, request_id=self.request_id,
@@ -156,6 +166,13 @@ class Exchange:
     def request_body(self, chunk: bytes) -> None:
         if self.done:
             return
+        if self.async_call is not None:
+            self.async_call.add(chunk)
+            return
+        if self.chunked_request and not self.began:
+            if self.raw_body is None:
+                self.raw_body = []
+            self.raw_body.append(chunk)
         framed = b"%x\r\n%s\r\n" % (len(chunk), chunk) if self.chunked_request else chunk
         self.body_size += len(chunk)
         if self.sent and self.upstream is not None:
@@ -173,6 +190,9 @@ class Exchange:
 
     def request_done(self) -> None:
         self.body_done = True
+        if self.async_call is not None:
+            self.async_call.done()
+            return
         if self.chunked_request:
             self.body.append(b"0\r\n\r\n")
             if self.sent and self.upstream is not None:
@@ -426,6 +446,13 @@ class Exchange:
             self.keep_alive = False  # the rest of the request body is not worth reading
         self.conn.write(gateway_error(status, code, message, keep_alive=self.keep_alive,
                                       request_id=self.request_id, extra=extra))
+        self._finish(status=status, own=True)
+
+    def reply_local(self, data: bytes, status: int) -> None:
+        """A whole response the gateway made (async intake and status)."""
+        if self.done:
+            return
+        self.conn.write(data)
         self._finish(status=status, own=True)
 
     def _reply_raw(self, data: bytes) -> None:

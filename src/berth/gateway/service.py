@@ -24,6 +24,9 @@ from berth.gateway.paths import refusal
 from berth.gateway.proxy import ClientConnection
 from berth.gateway.table import Route, RoutingTable, build_table
 from berth.gateway.upstream import UpstreamPool
+from berth.invocations.dispatch import Dispatcher
+from berth.invocations.intake import IntakeQueue
+from berth.invocations.metrics import AsyncCollector
 from berth.store.autoscaler import ScaleRecord
 from berth.store.engine import Store
 from berth.store.routing import GatewayReport
@@ -48,6 +51,7 @@ class Gateway:
         on_activate: Callable[[], None] | None = None,
         poll_seconds: float = 0.25, report_seconds: float = 0.5,
         idle_seconds: float = 75.0, head_seconds: float = 60.0,
+        data_dir: Path = Path(".berth"), async_lease_seconds: float = 10.0,
     ) -> None:
         self.store = store
         self.host, self.port = host, port
@@ -67,6 +71,9 @@ class Gateway:
         self._last_id = 0
         self._id_prefix = os.urandom(4).hex().encode()
         self.access = AccessLog(access_log)
+        self.dispatcher = Dispatcher(self, store, data_dir, visibility=async_lease_seconds)
+        self.intake = IntakeQueue(store, on_commit=self.dispatcher.work_arrived)
+        self.metrics.registry.register(AsyncCollector(self))
         self._changed = asyncio.Event()
         self._decisions_due = 0.0  # monotonic time of the next read of the decisions
         self._server: asyncio.base_events.Server | None = None
@@ -86,7 +93,8 @@ class Gateway:
         self._tasks = [self.loop.create_task(self._refresh_loop()),
                        self.loop.create_task(self._report_loop()),
                        self.loop.create_task(self._timeout_loop()),
-                       self.loop.create_task(self._concurrency_loop())]
+                       self.loop.create_task(self._concurrency_loop()),
+                       self.loop.create_task(self.dispatcher.run())]
 
     async def stop(self, grace: float = 5.0) -> None:
         if self._server is not None:
@@ -117,6 +125,7 @@ class Gateway:
             return
         previous = self.table
         self.table = table
+        self.dispatcher.wake()  # replicas came or went: async work may be sent now
         live = {b.key for r in table.routes.values() for b in r.balancer.backends}
         for route in previous.routes.values():
             for b in route.balancer.backends:

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from berth.domain.records import ApiKey, Deployment, Replica
+from berth.domain.spec import AsyncConfig
 from berth.domain.status import DesiredState
 from berth.gateway.balancer import Balancer
 from berth.gateway.stats import DeploymentStats
@@ -35,6 +36,7 @@ class Route:
     flush_all: bool = False  # ingress.disable_response_buffering
     stats: DeploymentStats | None = None  # the metrics of this deployment (set on first use)
     log_names: str = ""  # its access-log fields, formatted once
+    invocations: AsyncConfig | None = None  # spec.async: the async intake's settings
 
     def __post_init__(self) -> None:
         self.log_names = f'"project":"{self.project}","deployment":"{self.name}"'
@@ -82,7 +84,7 @@ def build_table(version: int, deployments: list[Deployment], replicas: list[Repl
             idle=spec.timeouts.idle, total=spec.timeouts.total, queue_timeout=spec.queue_timeout,
             from_zero=d.desired == DesiredState.RUNNING
             and any(c.scale.min == 0 for c in spec.containers),
-            flush_all=spec.ingress.disable_response_buffering,
+            flush_all=spec.ingress.disable_response_buffering, invocations=spec.async_,
         )
         table.routes[(d.project, d.name)] = route
         table.by_bytes[(d.project.encode(), d.name.encode())] = route

@@ -1,8 +1,10 @@
 """A dataset's objects, through fsspec: a directory under the data directory by default, any
 fsspec URL when the dataset names one (`file://`, `s3://` with s3fs installed, `memory://`).
 
-Objects are written whole or not at all: on a local disk to a temporary name and renamed
-over the final one (one object per name, whatever was there); object stores put atomically.
+Objects are written whole or not at all: on a local disk to a temporary file in the root's
+`.partial/` folder, fsynced and renamed over the final name (one object per name, whatever
+was there); object stores put atomically. A write cut short (a crash) leaves only a file in
+`.partial/`, which listings skip and `sweep_partial` removes.
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ from fsspec.implementations.local import LocalFileSystem
 from berth.domain.errors import BerthError
 from berth.store.datasets import Dataset
 
+PARTIAL = ".partial"
+
 
 class BadObjectPath(BerthError):
     code = "invalid_path"
@@ -37,9 +41,10 @@ class ObjectInfo:
 def object_path(path: str) -> str:
     """`path` checked as a relative object name: no empty, `.` or `..` segment."""
     parts = path.split("/")
-    if not path or path.startswith("/") or any(p in ("", ".", "..") for p in parts):
+    if not path or path.startswith("/") or any(p in ("", ".", "..") for p in parts) \
+            or parts[0] == PARTIAL:
         raise BadObjectPath("path: must be a relative name of non-empty segments, without "
-                            "'.' or '..'", path=path)
+                            f"'.' or '..', not under {PARTIAL}/", path=path)
     return path
 
 
@@ -63,7 +68,8 @@ class DatasetFiles:
         parent = posixpath.dirname(full)
         if self.local:
             os.makedirs(parent, mode=0o700, exist_ok=True)
-            temp = f"{parent}/.{posixpath.basename(full)}.{uuid.uuid4().hex}.tmp"
+            os.makedirs(f"{self.root}/{PARTIAL}", mode=0o700, exist_ok=True)
+            temp = f"{self.root}/{PARTIAL}/{uuid.uuid4().hex}.tmp"
             with open(temp, "wb") as f:
                 f.write(data)
                 f.flush()
@@ -96,14 +102,28 @@ class DatasetFiles:
         roots = (self.root + "/", self.root.lstrip("/") + "/")
         for name, info in sorted(found.items()):
             rel = next((name[len(r):] for r in roots if name.startswith(r)), name)
-            if posixpath.basename(rel).startswith(".") and rel.endswith(".tmp"):
-                continue  # a write under way
+            if rel.startswith(PARTIAL + "/"):
+                continue  # a write under way, or cut short
             modified = info.get("mtime") or info.get("LastModified") or info.get("created")
             out.append(ObjectInfo(rel, int(info.get("size") or 0),
                                   _timestamp(modified)))
             if len(out) >= limit:
                 break
         return out
+
+
+    def sweep_partial(self, older_than: float, now: float) -> int:
+        """Remove temporary files of writes cut short (local disks only)."""
+        folder = Path(self.root) / PARTIAL
+        if not self.local or not folder.is_dir():
+            return 0
+        removed = 0
+        for f in folder.iterdir():
+            with contextlib.suppress(FileNotFoundError):
+                if now - f.stat().st_mtime > older_than:
+                    f.unlink()
+                    removed += 1
+        return removed
 
 
 def _timestamp(value: Any) -> float | None:

@@ -258,11 +258,14 @@ class InvocationRepo:
         return done
 
     def fail_pending(self, deployment_id: str, now: float, reason: str) -> int:
-        """The deployment is gone: its queued requests end FAILED (no result)."""
+        """The deployment is gone: its queued requests (and running ones whose lease has
+        lapsed) end FAILED, with no result."""
+        waiting = or_(t.c.status == _Q, and_(t.c.status == _R, t.c.lease_until < now))
         return int(self.conn.execute(
-            t.update().where((t.c.deployment_id == deployment_id) & (t.c.status == _Q))
+            t.update().where((t.c.deployment_id == deployment_id) & waiting)
             .values(status=InvocationStatus.FAILED.value, reason=reason, error=reason,
-                    finished_at=now, expires_at=now + t.c.result_ttl, body=None)).rowcount)
+                    finished_at=now, expires_at=now + t.c.result_ttl, body=None,
+                    lease_until=None, leased_by=None)).rowcount)
 
     def expire(self, now: float, limit: int = 1000) -> list[Invocation]:
         """Finished requests past `expires_at` become EXPIRED (their key freed); returns them

@@ -90,7 +90,7 @@ def world(tmp_path: Path) -> Iterator[World]:
             "name": "m", "parentFolderRid": "ri.compass.main.folder.x"}))
         values = {
             "/v1/": {"project": VICTIM, "name": "echo", "replica": "r1",
-                     "task_id": native["task_id"]},
+                     "task_id": native["task_id"], "request_id": "r1", "path": "echo/r1.json"},
             "/cloud/": {"project_id": GCORE, "name": "echo", "credential_name": "c",
                         "secret_name": "s", "flavor_name": facts().flavors[0].name,
                         "task_id": _ok(http.get(f"/v1/tasks/{gcore['task_id']}",

@@ -262,3 +262,21 @@ def test_the_rules_at_work(tmp_path: Path) -> None:
     # Platform facts: any valid token; none at all is 401.
     assert call("GET", "/facts", "a-read")[0] == 200
     assert http.get("/facts", headers={"Authorization": ""}).status_code == 401
+
+
+# Routes of a project's resources by name: the project in the path decides (403 outside it).
+PROJECT_ROUTES = {
+    ("POST", "/v1/projects/{project}/datasets"), ("GET", "/v1/projects/{project}/datasets"),
+    ("GET", "/v1/projects/{project}/datasets/{name}"),
+    ("DELETE", "/v1/projects/{project}/datasets/{name}"),
+    ("GET", "/v1/projects/{project}/datasets/{name}/objects"),
+    ("GET", "/v1/projects/{project}/datasets/{name}/objects/{path:path}"),
+    ("GET", "/v1/projects/{project}/deployments/{name}/async"),
+    ("GET", "/v1/projects/{project}/deployments/{name}/async/{request_id}"),
+}
+
+
+def test_dataset_and_async_routes_check_the_project_in_the_path(
+        routes: list[RouteInfo]) -> None:
+    found = {(r.method, r.path): r.rule for r in routes if (r.method, r.path) in PROJECT_ROUTES}
+    assert found == dict.fromkeys(PROJECT_ROUTES, Rule.PROJECT)

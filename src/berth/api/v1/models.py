@@ -7,6 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from berth.domain.invocations import InvocationStatus
 from berth.domain.spec import Container, DeploymentSpec
 from berth.domain.status import DeploymentStatus, DesiredState, ReplicaState, TaskKind, TaskState
 
@@ -221,3 +222,69 @@ class AutoscalerRegionOut(Out):
 
 class AutoscalerOut(Out):
     regions: list[AutoscalerRegionOut]
+
+
+class DatasetOut(Out):
+    """A named place for async results: a directory under the data directory, or an fsspec
+    URL."""
+
+    id: int
+    project: str
+    name: str
+    url: str | None = Field(description="fsspec URL; null: a directory under the data "
+                                        "directory.")
+    description: str
+    created_at: datetime
+
+
+class DatasetList(Out):
+    items: list[DatasetOut]
+
+
+class ObjectOut(Out):
+    path: str = Field(description="Relative to the dataset's root.")
+    size: int
+    modified_at: datetime | None
+
+
+class ObjectList(Out):
+    items: list[ObjectOut]
+
+
+class AsyncAccepted(Out):
+    """The gateway stored an async request (`POST {address}/async/{route}`)."""
+
+    request_id: str
+    status_url: str = ""
+
+
+class AsyncRequestOut(Out):
+    id: str = Field(description="The request id.")
+    deployment: str
+    status: InvocationStatus
+    reason: str
+    attempts: int
+    max_attempts: int
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    status_code: int | None = Field(description="The replica's answer to the last try.")
+    error: str | None
+    route: str
+    body_size: int
+    dataset: str | None = Field(description="The dataset holding the result.")
+    result_path: str | None = Field(description="The result's object in `dataset`.")
+    result_size: int | None = None
+    expires_at: datetime | None = Field(description="When the result is removed.")
+    result: Any = Field(default=None, description="The result when it is JSON of at most "
+                        "1 MiB (single reads only); else null: read `result_path` from the "
+                        "dataset.")
+
+
+class AsyncRequestPage(Out):
+    total: int = Field(description="Requests matching the filters.")
+    page: int
+    per_page: int
+    counts: dict[InvocationStatus, int] = Field(
+        description="Requests per status within since/until (whatever the status filter).")
+    items: list[AsyncRequestOut]
