@@ -133,7 +133,7 @@ def test_the_queue_answers_each_submission_after_its_commit(store: Store) -> Non
     async def main() -> None:
         committed = asyncio.Event()
 
-        def on_commit() -> None:
+        def on_commit(*_: object) -> None:  # (main passes the deployments committed)
             commits.append(len(answers))
             committed.set()
 
@@ -159,7 +159,11 @@ def test_a_store_that_fails_answers_503_and_the_queue_carries_on(
 
     async def main() -> IntakeQueue:
         committed = asyncio.Event()
-        q = IntakeQueue(store, on_commit=committed.set)
+
+        def on_commit(*_: object) -> None:
+            committed.set()
+
+        q = IntakeQueue(store, on_commit=on_commit)
         with monkeypatch.context() as m:
             m.setattr(store, "write", broken)
             q.submit(Submission(item("a"), cfg(), answers.append))
