@@ -299,7 +299,7 @@ class Dispatcher:
                                                data)
         except Exception as exc:
             log.warning("writing the error result of %s failed: %s", lease.id, exc)
-            return {}
+            return {"expires_at": self.clock() + lease.result_ttl}  # no result; it expires
         return {"dataset": dataset, "result_path": path, "result_size": len(data),
                 "expires_at": self.clock() + lease.result_ttl}
 
@@ -324,7 +324,7 @@ class Dispatcher:
                 return Ending(lease.id, lease.token, InvocationStatus.QUEUED, now,
                               reason=message, error=message, next_at=now + retry.retry_in)
             return Ending(lease.id, lease.token, InvocationStatus.FAILED, now, reason=message,
-                          status_code=code, error=message)
+                          status_code=code, error=message, expires_at=now + lease.result_ttl)
         ok = verdict.status is InvocationStatus.SUCCEEDED
         return Ending(lease.id, lease.token, verdict.status, self.clock(),
                       reason=f"the replica answered {code}" + (

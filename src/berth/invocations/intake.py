@@ -30,19 +30,25 @@ class Submission:
 
 
 def commit_batch(store: Store, batch: list[Submission]) -> list[Accepted | rules.Refusal]:
-    """One transaction: refuse what would overfill a backlog, insert the rest."""
+    """One transaction: refuse what would overfill a backlog, insert the rest. A repeat of a
+    stored request (its idempotency key held) takes no place: it is answered its id."""
     with store.write(notify=False) as tx:
         pending = {d: b.pending for d, b in
                    tx.invocations.backlog({s.item.deployment_id for s in batch}).items()}
+        held = set(tx.invocations.held_keys([s.item for s in batch]))
         results: list[Accepted | rules.Refusal | None] = []
         accepted: list[NewInvocation] = []
         for s in batch:
             d_id = s.item.deployment_id
-            full = rules.backlog_full(s.cfg, pending.get(d_id, 0))
-            if full is not None:
-                results.append(full)
-                continue
-            pending[d_id] = pending.get(d_id, 0) + 1
+            key = (d_id, s.item.idempotency_key) if s.item.idempotency_key else None
+            if key is None or key not in held:
+                full = rules.backlog_full(s.cfg, pending.get(d_id, 0))
+                if full is not None:
+                    results.append(full)
+                    continue
+                pending[d_id] = pending.get(d_id, 0) + 1
+                if key is not None:
+                    held.add(key)
             accepted.append(s.item)
             results.append(None)
         done = iter(tx.invocations.enqueue(accepted))

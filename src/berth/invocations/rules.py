@@ -32,14 +32,14 @@ def target(cfg: AsyncConfig, rest: str, query: str = "") -> Target | Refusal:
                        "deployment; enable it with async.enabled")
     if not rest or rest.startswith("/"):
         return Refusal(404, "no_route", "name a route: POST {address}/async/{route}")
-    suffix = f"?{query}" if query else ""
     if cfg.target_routes:
         path = cfg.target_routes.get(rest)
         if path is None:
             names = ", ".join(sorted(cfg.target_routes))
             return Refusal(404, "no_route", f"no async route {rest!r}; the routes are: {names}")
-        return Target(rest, path + suffix)
-    return Target(rest[:64], f"/{rest}{suffix}")
+        # a target route may carry its own query: the caller's joins it
+        return Target(rest, path + (("&" if "?" in path else "?") + query if query else ""))
+    return Target(rest[:64], f"/{rest}" + (f"?{query}" if query else ""))
 
 
 def too_large(cfg: AsyncConfig, size: int) -> Refusal | None:

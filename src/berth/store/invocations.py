@@ -141,9 +141,9 @@ class InvocationRepo:
 
     # -- intake -----------------------------------------------------------------------------
 
-    def enqueue(self, items: Sequence[NewInvocation]) -> list[Accepted]:
-        """Insert `items` (one statement); an item whose idempotency key is already held by a
-        request of its deployment (or by an earlier item) is answered with that one's id."""
+    def held_keys(self, items: Sequence[NewInvocation]) -> dict[tuple[str, str], str]:
+        """(deployment id, idempotency key) -> the id of the stored request holding it, for
+        the keys of `items`."""
         keyed = {(i.deployment_id, i.idempotency_key) for i in items if i.idempotency_key}
         held: dict[tuple[str, str], str] = {}
         for d_id in {d for d, _ in keyed}:
@@ -154,6 +154,12 @@ class InvocationRepo:
                     .where((t.c.deployment_id == d_id)
                            & t.c.idempotency_key.in_(keys[start:start + 500])))
                 held.update({(d_id, r.idempotency_key): r.id for r in rows})
+        return held
+
+    def enqueue(self, items: Sequence[NewInvocation]) -> list[Accepted]:
+        """Insert `items` (one statement); an item whose idempotency key is already held by a
+        request of its deployment (or by an earlier item) is answered with that one's id."""
+        held = self.held_keys(items)
         out: list[Accepted] = []
         rows_in: list[dict[str, Any]] = []
         for i in items:
