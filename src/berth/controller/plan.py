@@ -29,8 +29,10 @@ def desired_replicas(d: Deployment, waiting: int, now: datetime,
                      scaled: Mapping[str, int] | None = None) -> dict[str, int]:
     """Replicas wanted per region: the autoscaler's count (`scaled`, per region; where it
     has not decided yet, the minimum) within the spec's bounds, and at least one while
-    requests wait or came within the idle `timeout`: a request where none runs starts one
-    at once, without waiting for the autoscaler's next poll."""
+    requests wait or are in flight (`waiting` counts both) or came within the idle
+    `timeout`: a request where none runs starts one at once, without waiting for the
+    autoscaler's next poll, and the replica serving it is not taken away before the
+    gateways have reported the request."""
     idle = d.spec.timeout or 0
     recent = d.last_request_at is not None and (now - d.last_request_at).total_seconds() < idle
     out: dict[str, int] = {}

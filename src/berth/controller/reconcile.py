@@ -95,7 +95,8 @@ def reconcile_deployment(
         else:
             current[r.id] = step.replica
 
-    targets = desired_replicas(d, traffic.waiting.get(d.id, 0), now, scaled)
+    inflight = sum(traffic.inflight.get(r.id, 0) for r in current.values())
+    targets = desired_replicas(d, traffic.waiting.get(d.id, 0) + inflight, now, scaled)
     plan = plan_deployment(d, list(current.values()), targets, policy, now)
     if plan.halt:
         d.halted_template, d.halted_reason = d.template, plan.halt

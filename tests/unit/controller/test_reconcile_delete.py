@@ -164,3 +164,20 @@ def test_a_stopped_replica_gives_its_gpus_back() -> None:
                                facts(gpus=(Gpu(0, "H100"), Gpu(1, "H100"))), P, at(1),
                                new_id=lambda: "x")
     assert out.deleted == ["a"] and out.gpus_released == {1} and not out.gpus_claimed
+
+
+@pytest.mark.parametrize(("inflight", "kept"), [(1, True), (0, False)])
+def test_a_replica_serving_the_first_request_from_zero_is_kept(inflight: int,
+                                                               kept: bool) -> None:
+    """min 0 and no autoscaler count: the gateways report the request in flight before they
+    report it answered (last_request), so in-flight requests hold the replica up too."""
+    from berth.controller.traffic import TrafficView
+    d = deployment(0, containers=[{"region": "local", "scale": {"min": 0, "max": 2}}])
+    r = replica(d, "echo-a")
+    observed = {r.id: ProcessObservation(r.id, alive=True, pid=r.pid, port=r.port)}
+    traffic = TrafficView(inflight={r.id: inflight})
+    out = reconcile_deployment(d, [r], [], observed, {r.id: ProbeVerdict(started=True,
+                                                                         ready=True)},
+                               set(), facts(), P, at(1), traffic, new_id=lambda: "new",
+                               scaled={"local": 0})
+    assert (out.replicas[0].state == S.RUNNING) is kept
