@@ -48,7 +48,7 @@ class ImageBuildError(RuntimeError):
 
 
 @dataclass(frozen=True)
-class TestImages:
+class BuiltImages:
     base: str
     models: dict[str, str]  # version -> image name
     timings: dict[str, float] = field(default_factory=dict)  # step -> seconds (built now)
@@ -78,7 +78,8 @@ def debian_mirror(apt_dir: Path = Path("/etc/apt")) -> str:
         return explicit
     for path in [apt_dir / "sources.list", *sorted((apt_dir / "sources.list.d").glob("*"))]:
         if path.is_file() and path.name.endswith((".list", ".sources")):
-            for uri in bookworm_uris(path.read_text(errors="replace"), deb822=path.suffix == ".sources"):
+            text = path.read_text(errors="replace")
+            for uri in bookworm_uris(text, deb822=path.suffix == ".sources"):
                 if "security" not in uri:
                     return uri.rstrip("/")
     return DEFAULT_MIRROR
@@ -96,13 +97,12 @@ def bookworm_uris(text: str, *, deb822: bool) -> list[str]:
     return uris
 
 
-def run(args: list[str], timeout: float = 600, **kwargs: object) -> subprocess.CompletedProcess[str]:
-    proc = subprocess.run(args, capture_output=True, text=True, timeout=timeout, check=False,
-                          **kwargs)  # type: ignore[call-overload]
+def run(args: list[str], timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run(args, capture_output=True, text=True, timeout=timeout, check=False)
     if proc.returncode != 0:
         raise ImageBuildError(f"{' '.join(args)} failed ({proc.returncode}): "
                               f"{(proc.stderr or proc.stdout).strip()[-2000:]}")
-    return proc  # type: ignore[no-any-return]
+    return proc
 
 
 def image_label(image: str) -> str | None:
@@ -199,9 +199,13 @@ def ensure_models() -> dict[str, float]:
     return timings
 
 
-def ensure_test_images(cache: Path | None = None, mirror: str | None = None) -> TestImages:
+def ensure_test_images(cache: Path | None = None, mirror: str | None = None) -> BuiltImages:
     """Base and model images in podman's store, built only where missing or out of date."""
     with locked((cache or cache_dir()) / "images.lock"):
         timings = ensure_base(cache, mirror)
         timings |= ensure_models()
-    return TestImages(BASE_IMAGE, dict(MODEL_IMAGES), timings)
+    return BuiltImages(BASE_IMAGE, dict(MODEL_IMAGES), timings)
+
+
+if __name__ == "__main__":  # python -m tests.containers.images: build (or find) them now
+    print(ensure_test_images())

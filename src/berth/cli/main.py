@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from berth.cli import async_requests, common, datasets, deployments, keys, observe
+from berth.cli import async_requests, common, datasets, deployments, doctor, keys, observe
 from berth.cli.helptext import Group
 from berth.client import DEFAULT_PROJECT, DEFAULT_URL
 
@@ -131,6 +131,7 @@ observe.register(app)
 keys.register(app)
 datasets.register(app)
 async_requests.register(app)
+doctor.register(app)
 
 
 def main() -> None:

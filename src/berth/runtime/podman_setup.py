@@ -39,7 +39,7 @@ WANTED_ENGINE = {"runtime": "runc", "cgroup_manager": "cgroupfs", "events_logger
 
 @dataclass(frozen=True)
 class HostFacts:
-    """What the config depends on: this process's memory cgroup and hard rlimits (None: unlimited)."""
+    """This process's memory cgroup and hard rlimits (None: unlimited)."""
 
     memory_cgroup: str
     nofile_hard: int | None
@@ -63,7 +63,7 @@ class ConfigProblem:
 
 
 def memory_cgroup_of(proc_cgroup_text: str) -> str:
-    """The memory controller's path in a /proc/<pid>/cgroup text (v1), else the v2 path, else "/"."""
+    """The memory controller's path in /proc/<pid>/cgroup (v1), else the v2 path, else "/"."""
     unified = "/"
     for line in proc_cgroup_text.splitlines():
         parts = line.split(":", 2)
@@ -116,10 +116,10 @@ def config_files(
     env: Mapping[str, str], explicit: Path | None = None, *,
     defaults: Path = SYSTEM_DEFAULTS, system: Path = SYSTEM_CONFIG, dropins: Path = SYSTEM_DROPINS,
 ) -> list[Path]:
-    """The files podman reads, in the order it reads them (existing ones only)."""
+    """The files podman reads, in order: the system's that exist, or the one it was pointed at."""
     only = explicit or (Path(env["CONTAINERS_CONF"]) if env.get("CONTAINERS_CONF") else None)
     if only is not None:
-        return [only] if only.exists() else []
+        return [only]
     files = [p for p in (defaults, system) if p.is_file()]
     if dropins.is_dir():
         files += sorted((p for p in dropins.iterdir() if p.suffix == ".conf" and p.is_file()),
@@ -131,11 +131,13 @@ Layers = Sequence[tuple[str, Mapping[str, Any]]]
 
 
 def read_layers(files: Iterable[Path]) -> list[tuple[str, dict[str, Any]]]:
-    """Each file parsed; raises ValueError naming the file when one is not valid TOML."""
+    """Each file parsed; raises ValueError naming the file when one is unreadable or not TOML."""
     layers = []
     for path in files:
         try:
             layers.append((str(path), tomllib.loads(path.read_text())))
+        except OSError as exc:
+            raise ValueError(f"cannot read {path}: {exc.strerror or exc}") from exc
         except tomllib.TOMLDecodeError as exc:
             raise ValueError(f"{path} is not valid TOML: {exc}") from exc
     return layers
@@ -207,8 +209,9 @@ def merge_settings(text: str, settings: Mapping[str, Mapping[str, Any]]) -> str:
     return dump_toml(doc)
 
 
-def write_config(facts: HostFacts, target: Path = BERTH_DROPIN, *, merge: bool = False) -> Path:
+def write_config(facts: HostFacts, target: Path | None = None, *, merge: bool = False) -> Path:
     """Write Berth's settings: the whole drop-in, or (`merge`) into an existing config file."""
+    target = target or BERTH_DROPIN
     if merge and target.exists():
         content = merge_settings(target.read_text(), wanted_settings(facts))
     else:
