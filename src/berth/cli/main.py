@@ -126,12 +126,12 @@ def gateway(
 
 common.register(app, serve)
 common.register(app, gateway)
+doctor.register(app)
 deployments.register(app)
 observe.register(app)
 keys.register(app)
 datasets.register(app)
 async_requests.register(app)
-doctor.register(app)
 
 
 def main() -> None:
