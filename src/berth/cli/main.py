@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from berth.cli import async_requests, common, datasets, deployments, keys, observe
+from berth.cli import async_requests, common, datasets, deployments, doctor, keys, observe
 from berth.cli.helptext import Group
 from berth.client import DEFAULT_PROJECT, DEFAULT_URL
 
@@ -126,6 +126,7 @@ def gateway(
 
 common.register(app, serve)
 common.register(app, gateway)
+doctor.register(app)
 deployments.register(app)
 observe.register(app)
 keys.register(app)
