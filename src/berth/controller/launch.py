@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from berth.catalog import catalog_entry
+from berth.domain.platform import PlatformFacts
 from berth.domain.records import Deployment, Replica
 from berth.domain.spec import DeploymentSpec, Probe, Probes, TcpSocketAction
 from berth.runtime.base import LaunchSpec
+
+# (project, credentials name) -> (registry, username, password), opened for one pull
+PullAuth = Callable[[str, str], tuple[str, str, str]]
+PIDS_LIMIT = 4096  # processes a container may hold (a fork bomb stops there)
 
 DEFAULT_READINESS = Probe(tcp_socket=TcpSocketAction(), period_seconds=1, failure_threshold=3)
 
@@ -37,7 +44,27 @@ def replica_envs(d: Deployment) -> dict[str, str]:
     return envs
 
 
-def launch_spec(d: Deployment, r: Replica) -> LaunchSpec:
+def runs_in_container(spec: DeploymentSpec, containers: bool) -> bool:
+    """An image that is not the catalog's runs in a container where the runtime has them;
+    without one, an image with a `command` runs that command as a local process."""
+    return containers and catalog_entry(spec.image) is None
+
+
+def limits(spec: DeploymentSpec, facts: PlatformFacts | None) -> tuple[float | None, int | None]:
+    """The cores and memory bytes a replica is held to: its resources, else its flavor's."""
+    if spec.resources is not None:
+        return spec.resources.cpu, spec.resources.memory_bytes
+    flavor = facts.flavor(spec.flavor) if facts is not None and spec.flavor else None
+    if flavor is not None:
+        return flavor.cpu, flavor.memory_bytes
+    return None, None
+
+
+def launch_spec(d: Deployment, r: Replica, *, containers: bool = False,
+                facts: PlatformFacts | None = None, pull_auth: PullAuth | None = None
+                ) -> LaunchSpec:
+    if runs_in_container(d.spec, containers):
+        return container_launch(d, r, facts, pull_auth)
     command = d.spec.command
     if command is None:
         entry = catalog_entry(d.spec.image)
@@ -50,3 +77,22 @@ def launch_spec(d: Deployment, r: Replica) -> LaunchSpec:
     return LaunchSpec(replica_id=r.id, deployment_id=d.id, command=list(command),
                       envs=envs, listening_port=d.spec.listening_port,
                       gpus=tuple(r.gpus))
+
+
+def container_launch(d: Deployment, r: Replica, facts: PlatformFacts | None,
+                     pull_auth: PullAuth | None) -> LaunchSpec:
+    """An image in a container: the spec's `command` replaces the image's entrypoint (as
+    Kubernetes' `command` does), envs as for a process, the limits enforced."""
+    envs = replica_envs(d)
+    envs["PORT"] = str(d.spec.listening_port)
+    if not r.gpus:
+        envs["CUDA_VISIBLE_DEVICES"] = ""
+    cpus, memory = limits(d.spec, facts)
+    auth = None
+    if d.spec.credentials_name and pull_auth is not None:
+        auth = pull_auth(d.project, d.spec.credentials_name)
+    return LaunchSpec(replica_id=r.id, deployment_id=d.id, command=[], envs=envs,
+                      listening_port=d.spec.listening_port, gpus=tuple(r.gpus),
+                      image=d.spec.image, entrypoint=list(d.spec.command) if d.spec.command
+                      else None, registry_auth=auth, cpus=cpus, memory_bytes=memory,
+                      pids_limit=PIDS_LIMIT)

@@ -9,6 +9,7 @@ from enum import StrEnum
 from berth.controller.policy import Policy
 from berth.domain.records import Replica
 from berth.domain.status import FailureKind, ReplicaState, check_replica_transition
+from berth.domain.units import format_size
 from berth.probes.tracker import ProbeVerdict
 from berth.runtime.base import ProcessObservation
 
@@ -54,8 +55,9 @@ def crash(r: Replica, failure: FailureKind, error: str, code: int | None, policy
 
 
 def unrunnable(r: Replica) -> bool:
-    """The runtime could not execute the command at all (as opposed to it crashing)."""
-    return r.failure == FailureKind.NOT_EXECUTABLE
+    """The runtime could not execute the command, or get the image, at all (as opposed to
+    it crashing)."""
+    return r.failure in (FailureKind.NOT_EXECUTABLE, FailureKind.PULL_FAILED)
 
 
 def step_replica(r: Replica, proc: ProcessObservation | None, probe: ProbeVerdict,
@@ -91,6 +93,12 @@ def _step_running(r: Replica, proc: ProcessObservation | None, probe: ProbeVerdi
                   policy: Policy, now: datetime) -> Step:
     if proc is None or not proc.alive:
         code = proc.exit_code if proc is not None else None
+        if proc is not None and proc.oom_killed:
+            limit = (f" of {format_size(proc.memory_limit_bytes)}"
+                     if proc.memory_limit_bytes else "")
+            out = crash(r, FailureKind.EXITED, f"OOMKilled: over its memory limit{limit}",
+                        code, policy, now)
+            return Step(out, forget=True, notes=[Note("OOMKilled", out.reason)])
         if proc is not None and proc.error:  # the runtime could not execute the command
             failure, error = FailureKind.NOT_EXECUTABLE, proc.error
         elif code is not None:

@@ -18,7 +18,13 @@ from typing import Protocol
 import httpx
 import psutil
 
-from berth.controller.launch import effective_probes, launch_spec, replica_envs
+from berth.controller.launch import (
+    PullAuth,
+    effective_probes,
+    launch_spec,
+    replica_envs,
+    runs_in_container,
+)
 from berth.controller.lifecycle import Signal, crash, move
 from berth.controller.policy import Policy
 from berth.controller.reconcile import Reconciliation, reconcile_deployment
@@ -29,7 +35,7 @@ from berth.domain.status import DeploymentStatus, FailureKind, ReplicaState
 from berth.probes.checks import ProbeTarget
 from berth.probes.prober import ReplicaProber
 from berth.probes.tracker import ProbeVerdict
-from berth.runtime.base import LogPolicy, Runtime
+from berth.runtime.base import ImageUnavailable, LogPolicy, Runtime
 from berth.store.engine import Store
 
 log = logging.getLogger("berth.controller")
@@ -68,6 +74,8 @@ class Controller:
         prober_factory: ProberFactory | None = None,
         on_routing_change: Callable[[], None] | None = None,
         new_replica_id: Callable[[], str] = lambda: secrets.token_hex(3),
+        containers: bool = False, pull_auth: PullAuth | None = None,
+        exec_prefix: Callable[[str], list[str]] | None = None,
     ) -> None:
         self.store = store
         self.runtime = runtime
@@ -81,6 +89,8 @@ class Controller:
         self.prober_factory = prober_factory or self._real_prober
         self.on_routing_change = on_routing_change
         self.new_replica_id = new_replica_id
+        self.containers, self.pull_auth = containers, pull_auth  # images run in containers
+        self.exec_prefix = exec_prefix  # replica id -> the argv prefix running in its container
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wake: asyncio.Event | None = None
         self._lease_until = 0.0
@@ -249,7 +259,14 @@ class Controller:
         try:
             if r.state == S.BACKOFF:
                 await self.runtime.forget(r.id)
-            started = await self.runtime.start(launch_spec(d, r))
+            started = await self.runtime.start(launch_spec(
+                d, r, containers=self.containers, facts=self.facts, pull_auth=self.pull_auth))
+        except ImageUnavailable as exc:
+            log.warning("could not get the image of replica %s: %s", r.id, exc)
+            row = crash(r, FailureKind.PULL_FAILED, f"image pull failed: {exc}", None,
+                        self.policy, now)
+            event = Event(deployment_id=d.id, at=now, kind="Replica", reason="PullFailed",
+                          message=row.reason, replica_id=r.id)
         except Exception as exc:
             log.warning("could not start replica %s: %s", r.id, exc)
             row = crash(r, FailureKind.START_FAILED, f"could not start: {exc}", None,
@@ -288,8 +305,11 @@ class Controller:
     def _real_prober(self, d: Deployment, r: Replica) -> Prober:
         assert r.port is not None and self._http is not None
         env = {**os.environ, **replica_envs(d), "PORT": str(r.port), "BERTH_REPLICA_ID": r.id}
+        prefix: tuple[str, ...] = ()
+        if self.exec_prefix is not None and runs_in_container(d.spec, self.containers):
+            prefix = tuple(self.exec_prefix(r.id))
         target = ProbeTarget(host="127.0.0.1", port=r.port,
-                             listening_port=d.spec.listening_port, env=env)
+                             listening_port=d.spec.listening_port, env=env, exec_prefix=prefix)
         return ReplicaProber(effective_probes(d.spec), target, self._http,
                              started=r.state == S.RUNNING, ready=r.ready, on_change=self.wake)
 

@@ -10,7 +10,14 @@ from berth.controller.lifecycle import unrunnable
 from berth.controller.plan import UNSCHEDULABLE, crash_looping, restart_requested
 from berth.controller.policy import Policy
 from berth.domain.records import ContainerStatus, Deployment, Replica, Task
-from berth.domain.status import DeploymentStatus, DesiredState, ReplicaState, TaskKind, TaskState
+from berth.domain.status import (
+    DeploymentStatus,
+    DesiredState,
+    FailureKind,
+    ReplicaState,
+    TaskKind,
+    TaskState,
+)
 
 S = ReplicaState
 D = DeploymentStatus
@@ -88,7 +95,8 @@ def _looping_status(f: Facts) -> DeploymentStatus:
 def _looping_reason(f: Facts) -> str:
     r = f.looping
     assert r is not None
-    kind = "image not runnable" if unrunnable(r) else "crash loop"
+    kind = ("image unavailable" if r.failure == FailureKind.PULL_FAILED
+            else "image not runnable" if unrunnable(r) else "crash loop")
     return f"{kind}: replica {r.id} {r.last_error} ({r.restarts} restarts)"
 
 

@@ -97,6 +97,7 @@ class FailureKind(StrEnum):
     LOST = "LOST"  # the process is gone and nothing says how it ended
     UNHEALTHY = "UNHEALTHY"  # a startup or liveness probe failed; it was killed
     START_FAILED = "START_FAILED"  # the runtime refused to start it
+    PULL_FAILED = "PULL_FAILED"  # its image could not be had (pulled, found)
 
 
 class TaskState(StrEnum):

@@ -16,6 +16,9 @@ class ProbeTarget:
     port: int  # where the replica really listens
     listening_port: int  # the port the spec talks about; probes naming it mean `port`
     env: dict[str, str] = field(default_factory=dict)
+    # A replica in a container: the argv that runs an exec probe's command inside it
+    # (`podman exec <container> ...`); an empty prefix runs it on the host.
+    exec_prefix: tuple[str, ...] = ()
 
     def map_port(self, port: int | None) -> int:
         return self.port if port is None or port == self.listening_port else port
@@ -36,7 +39,8 @@ async def run_check(probe: Probe, target: ProbeTarget, http: httpx.AsyncClient) 
             await tcp_connect(target.host, port, timeout)
             return True, f"tcp {port} open"
         if probe.exec is not None:
-            return await _exec(probe.exec.command, target.env, timeout)
+            return await _exec([*target.exec_prefix, *probe.exec.command], target.env,
+                               timeout, shown=probe.exec.command[0])
     except (httpx.HTTPError, OSError) as exc:
         return False, f"{type(exc).__name__}: {exc}".rstrip(": ")
     except TimeoutError:
@@ -56,7 +60,9 @@ async def tcp_connect(host: str, port: int, limit_s: float) -> None:
         await writer.wait_closed()
 
 
-async def _exec(command: list[str], env: dict[str, str], limit_s: float) -> tuple[bool, str]:
+async def _exec(command: list[str], env: dict[str, str], limit_s: float,
+                shown: str | None = None) -> tuple[bool, str]:
+    shown = shown or command[0]
     proc = await asyncio.create_subprocess_exec(
         *command, env=env or None, stdin=asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
@@ -66,7 +72,7 @@ async def _exec(command: list[str], env: dict[str, str], limit_s: float) -> tupl
     except TimeoutError:
         proc.kill()
         await proc.wait()
-        return False, f"exec {command[0]} timed out after {limit_s}s"
+        return False, f"exec {shown} timed out after {limit_s}s"
     text = out.decode(errors="replace").strip()[-200:]
-    return proc.returncode == 0, f"exec {command[0]} exited {proc.returncode}" + (
+    return proc.returncode == 0, f"exec {shown} exited {proc.returncode}" + (
         f": {text}" if text and proc.returncode else "")
