@@ -98,3 +98,19 @@ def test_sigkill_is_noted_once_by_the_flag_not_the_reason_text() -> None:
     assert first.replica.kill_sent
     again = step_replica(first.replica, ALIVE, OK, P, at(3))
     assert again.signal == Signal.KILL and not again.notes
+
+
+def test_an_oom_kill_is_an_oomkilled_event_naming_the_limit_and_a_restart() -> None:
+    r = replica(deployment(), "r1")
+    oom = ProcessObservation("r1", alive=False, exit_code=137, oom_killed=True,
+                             memory_limit_bytes=64 * 2**20)
+    step = step_replica(r, oom, OK, P, at(1))
+    assert step.replica.state == S.BACKOFF and step.forget
+    assert [n.reason for n in step.notes] == ["OOMKilled"]
+    assert "memory limit of 64MiB" in step.replica.last_error
+    assert step.replica.exit_code == 137 and not unrunnable(step.replica)
+
+
+def test_a_pull_failure_is_unrunnable() -> None:
+    r = replace(replica(deployment(), "r1"), failure=FailureKind.PULL_FAILED)
+    assert unrunnable(r)
