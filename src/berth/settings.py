@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -43,6 +44,13 @@ class Settings(BaseSettings):
     async_lease_seconds: float = Field(default=10.0, gt=0)
     # The control API refuses a request body over this many bytes with 413 (every surface).
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    # Images (other than the catalog's) run in podman containers: "auto" where podman is
+    # installed and configured (`berth doctor`), "podman" to refuse to start without it,
+    # "none" to run only catalog images and commands as local processes.
+    image_runtime: Literal["auto", "podman", "none"] = "auto"
+    podman_config: Path | None = None  # a containers.conf of its own (CONTAINERS_CONF)
+    # Registries pulled from without TLS, e.g. "127.0.0.1:5000" (a local registry).
+    insecure_registries: list[str] = Field(default_factory=list)
     # "index:model:memory_mib,..." declares GPUs instead of detecting them (tests, odd drivers).
     gpus: str | None = None
 

@@ -22,6 +22,9 @@ FAST = {
     "BERTH_BACKOFF_BASE_SECONDS": "0.2",
     "BERTH_BACKOFF_MAX_SECONDS": "2",
     "BERTH_PROGRESS_DEADLINE_SECONDS": "60",
+    # Images with a command run as local processes here (nginx:latest, python, ...: no
+    # registry is reachable); the container runtime's tests set "podman".
+    "BERTH_IMAGE_RUNTIME": "none",
 }
 
 

@@ -1,0 +1,63 @@
+"""Which runtimes `berth serve` runs replicas with: always processes (catalog images and
+commands), and podman containers for images when `image_runtime` allows it and podman is
+installed and configured."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import dataclass
+
+from berth.runtime.base import Runtime
+from berth.runtime.podman_setup import (
+    berth_cgroup_parent,
+    config_files,
+    find_problems,
+    read_host_facts,
+    read_layers,
+)
+from berth.settings import Settings
+
+
+@dataclass(frozen=True)
+class ImageRuntime:
+    """The container runtime, or why there is none (shown at start and on a refused spec)."""
+
+    runtime: Runtime | None
+    summary: str
+
+
+def podman_problem(settings: Settings) -> str | None:
+    """Why podman cannot run Berth's containers here, or None."""
+    if shutil.which("podman") is None:
+        return "podman is not installed (apt-get install podman runc slirp4netns)"
+    try:
+        layers = read_layers(config_files(os.environ, settings.podman_config))
+    except ValueError as exc:
+        return f"podman's configuration cannot be read: {exc}"
+    problems = find_problems(layers, read_host_facts())
+    if problems:
+        return ("podman's configuration needs " + "; ".join(p.describe() for p in problems)
+                + " (run `berth doctor --fix`)")
+    return None
+
+
+def image_runtime(settings: Settings, owner: str) -> ImageRuntime:
+    if settings.image_runtime == "none":
+        return ImageRuntime(None, "off (image_runtime: none): catalog images and commands only")
+    problem = podman_problem(settings)
+    if problem is not None:
+        if settings.image_runtime == "podman":
+            raise SystemExit(f"berth: image_runtime is podman, but {problem}")
+        return ImageRuntime(None, f"off: {problem}; catalog images and commands only")
+    from berth.runtime.container.podman import Podman
+    from berth.runtime.container.runtime import ContainerRuntime
+
+    env = {"CONTAINERS_CONF": str(settings.podman_config)} if settings.podman_config else None
+    podman = Podman(env=env) if env else Podman()
+    runtime = ContainerRuntime(
+        settings.logs_dir, owner, run_dir=settings.runtime_dir / "containers", podman=podman,
+        cgroup_parent=berth_cgroup_parent(read_host_facts()),
+        insecure_registries=frozenset(settings.insecure_registries))
+    where = f", config {settings.podman_config}" if settings.podman_config else ""
+    return ImageRuntime(runtime, f"podman ({shutil.which('podman')}{where})")
