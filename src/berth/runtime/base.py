@@ -3,17 +3,44 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Literal, Protocol
+
+PullPolicy = Literal["IfNotPresent", "Always", "Never"]
+
+
+@dataclass(frozen=True)
+class Mount:
+    """A host path (absolute) or a named volume, mounted at `target` in a container."""
+
+    source: str
+    target: str
+    read_only: bool = True
+
+    @property
+    def kind(self) -> Literal["bind", "volume"]:
+        return "bind" if self.source.startswith("/") else "volume"
 
 
 @dataclass(frozen=True)
 class LaunchSpec:
     replica_id: str
     deployment_id: str
-    command: list[str]  # "${PORT}" in an argument is replaced by the allocated port
+    # "${PORT}" in an argument is replaced by the port the command listens on. For an image,
+    # the arguments after the image (its CMD); [] keeps the image's own.
+    command: list[str]
     envs: dict[str, str] = field(default_factory=dict)
     listening_port: int = 8080
     gpus: tuple[int, ...] = ()
+    # -- containers only (the process runtime ignores these) --
+    image: str | None = None  # None: a process
+    entrypoint: list[str] | None = None  # None: the image's ENTRYPOINT
+    # (server, username, password): decrypted only into the pull; never shown in a repr
+    registry_auth: tuple[str, str, str] | None = field(default=None, repr=False)
+    pull_policy: PullPolicy = "IfNotPresent"
+    cpus: float | None = None
+    memory_bytes: int | None = None
+    pids_limit: int | None = None
+    mounts: tuple[Mount, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -32,6 +59,8 @@ class ProcessObservation:
     port: int | None = None
     exit_code: int | None = None
     error: str = ""  # why it could not run, e.g. "command not found: 'vllm'"
+    oom_killed: bool = False  # killed by the kernel for going over its memory limit
+    memory_limit_bytes: int | None = None  # the limit it went over, when known
 
 
 @dataclass(frozen=True)
