@@ -21,8 +21,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from berth.runtime.base import LaunchSpec, Mount, ProcessObservation
+from berth.runtime.base import LaunchSpec, LogPolicy, Mount, ProcessObservation
 from berth.runtime.container import ContainerRuntime, ImagePullFailed, Podman
+from berth.runtime.container import runtime as runtime_module
 from berth.runtime.container.host import remove_empty_cgroups
 
 IMAGE = "localhost/berth-test/model:v1"
@@ -238,9 +239,14 @@ def test_sigterm_reaches_the_server_through_init(make_runtime: MakeRuntime) -> N
     asyncio.run(scenario())
 
 
+@pytest.mark.parametrize("evidence", ["any", "conmon's oom file"])
 def test_going_over_the_memory_limit_is_observed_as_an_oom_kill(
-    make_runtime: MakeRuntime,
+    make_runtime: MakeRuntime, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, evidence: str,
 ) -> None:
+    if evidence != "any":  # without the kernel's log
+        monkeypatch.setattr(runtime_module, "kernel_logged_oom_kill", lambda _id: False)
+    monkeypatch.chdir(tmp_path)  # the server's directory: nothing may land in it
+
     async def scenario() -> None:
         runtime = make_runtime()
         started = await runtime.start(launch("r1", memory_bytes=64 * 2**20))
@@ -259,6 +265,7 @@ def test_going_over_the_memory_limit_is_observed_as_an_oom_kill(
         await runtime.signal("r2", kill=True)
         killed = await wait_exit(runtime, "r2")
         assert (killed.exit_code, killed.oom_killed) == (137, False)
+        assert not (tmp_path / "oom").exists()
 
     asyncio.run(scenario())
 
@@ -287,6 +294,11 @@ def test_output_lands_in_logs_with_the_container_timestamps(make_runtime: MakeRu
         assert stamps == sorted(stamps) and began - 5 < stamps[0] < time.time()
         assert stamps[1] - stamps[0] >= 0.04  # podman's stamps, not when Berth read them
         assert runtime.logs("d1", since=stamps[0]) == lines[2:]
+
+        runtime.keep_logs("d1", LogPolicy(enabled=False))  # lines are discarded now
+        await runtime.start(launch("r2", command=["python3", "-c", LOG_SCRIPT]))
+        assert (await wait_exit(runtime, "r2")).exit_code == 3
+        assert runtime.logs("d1", replica_id="r2") == []
         runtime.purge_logs("d1")
         assert runtime.logs("d1") == []
 
@@ -335,6 +347,25 @@ def test_recover_adopts_known_containers_and_removes_strays(
 
         await after.signal("keep", kill=False)
         assert (await wait_exit(after, "keep")).exit_code == 143
+
+    asyncio.run(scenario())
+
+
+def test_a_container_left_by_an_earlier_run_or_removed_elsewhere(
+    make_runtime: MakeRuntime, owner: str,
+) -> None:
+    async def scenario() -> None:
+        first = make_runtime()
+        old = await first.start(launch("r1"))
+        second = make_runtime()  # knows nothing of it (no recover)
+        new = await second.start(launch("r1"))  # the name is ours: the old one goes
+        assert new.pid != old.pid
+        assert [c["Names"] for c in ours(owner)] == [["berth-r1"]]
+        await wait_ready(new.port)
+
+        assert (await run(["podman", "rm", "-f", "-t", "0", "berth-r1"]))[0] == 0
+        lost = (await second.observe())["r1"]
+        assert (lost.alive, lost.exit_code, lost.error) == (False, None, "")
 
     asyncio.run(scenario())
 

@@ -1,10 +1,12 @@
 """How a container ended, where podman does not say.
 
-OOM kills: `podman inspect`'s State.OOMKilled is read first, but on a cgroup v1 host conmon
-may never set it (seen on Debian 12, conmon 2.1.6: exit 137, OOMKilled false, no event). The
-kernel logs each kill, naming the memory cgroup, which for a podman container ends in
-`libpod-<container id>`; so an exit 137 is an OOM kill when /dev/kmsg holds an `oom-kill:`
-record naming that cgroup. (Unreadable /dev/kmsg: only State.OOMKilled counts.)
+OOM kills: `podman inspect`'s State.OOMKilled is read first, but with podman 4.3 and conmon
+2.1 it stays false (exit 137, no event): conmon sees the kill and writes its `oom` file into
+its working directory, not where podman looks. So the runtime runs `podman run` (whose
+conmon keeps its directory) in a directory of the replica's own and looks for `oom` there.
+Last, the kernel logs each kill naming the memory cgroup, which for a podman container ends
+in `libpod-<container id>`: an exit 137 is an OOM kill when /dev/kmsg holds an `oom-kill:`
+record naming that cgroup (for containers whose conmon ran elsewhere).
 
 Commands that cannot run: with `--init`, catatonit runs the command, and when the exec
 fails it prints "failed to exec pid1: <strerror>" and exits 1. That becomes exit 127

@@ -63,3 +63,30 @@ def _device_nodes() -> frozenset[str]:
         nodes |= {f"/dev/{n}" for n in os.listdir("/dev")
                   if n.startswith("nvidia") and n[6:].isdigit()}
     return frozenset(nodes)
+
+
+class Workdirs:
+    """One empty private directory per replica that podman (and conmon, which drops its
+    `oom` file there) runs in for the replica's container."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def path(self, rid: str) -> Path:
+        return self.root / rid
+
+    def fresh(self, rid: str) -> Path:
+        path = self.path(rid)
+        self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
+        shutil.rmtree(path, ignore_errors=True)
+        path.mkdir(mode=0o700)
+        return path
+
+    def remove(self, rid: str) -> None:
+        shutil.rmtree(self.path(rid), ignore_errors=True)
+
+    def remove_all_but(self, keep: set[str]) -> None:
+        with contextlib.suppress(OSError):
+            for path in self.root.iterdir():
+                if path.name not in keep:
+                    shutil.rmtree(path, ignore_errors=True)

@@ -8,6 +8,7 @@ import os
 import shutil
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
 DEFAULT_TIMEOUT = 60.0
 
@@ -46,8 +47,11 @@ class Podman:
     settings, plus `env`: e.g. CONTAINERS_CONF)."""
 
     def __init__(self, binary: str = "podman", env: Mapping[str, str] | None = None,
-                 timeout: float = DEFAULT_TIMEOUT) -> None:
+                 timeout: float = DEFAULT_TIMEOUT, cwd: Path | None = None) -> None:
+        """`cwd`: where podman runs when a call names no directory (default: the root, so
+        nothing it or conmon writes lands in the server's directory)."""
         self.binary = shutil.which(binary) or binary
+        self.cwd = cwd or Path("/")
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("BERTH_")}
         self.env.update(env or {})
         self.timeout = timeout
@@ -60,21 +64,24 @@ class Podman:
         return [self.binary, *args]
 
     async def spawn(self, *args: str, extra_env: Mapping[str, str] | None = None,
-                    stdout: int | None = asyncio.subprocess.PIPE,
+                    cwd: Path | None = None, stdout: int | None = asyncio.subprocess.PIPE,
                     stderr: int | None = asyncio.subprocess.PIPE) -> asyncio.subprocess.Process:
+        """`cwd`: podman's working directory, which conmon (spawned by `podman run`) keeps
+        and drops files in (an `oom` file on an OOM kill, conmon 2.1)."""
         env = {**self.env, **extra_env} if extra_env else self.env
         try:
             return await asyncio.create_subprocess_exec(
-                *self.argv(*args), env=env, stdin=asyncio.subprocess.DEVNULL,
-                stdout=stdout, stderr=stderr)
+                *self.argv(*args), env=env, cwd=cwd or self.cwd,
+                stdin=asyncio.subprocess.DEVNULL, stdout=stdout, stderr=stderr)
         except OSError as exc:
             raise PodmanError(args[0] if args else "", f"cannot run {self.binary}: {exc}") from exc
 
     async def run(self, *args: str, check: bool = True, limit_s: float | None = None,
-                  extra_env: Mapping[str, str] | None = None) -> PodmanResult:
+                  extra_env: Mapping[str, str] | None = None,
+                  cwd: Path | None = None) -> PodmanResult:
         """Run to completion; PodmanError when it fails (check) or runs past `limit_s`
         (the instance's timeout when None)."""
-        proc = await self.spawn(*args, extra_env=extra_env)
+        proc = await self.spawn(*args, extra_env=extra_env, cwd=cwd)
         limit = self.timeout if limit_s is None else limit_s
         try:
             async with asyncio.timeout(limit):

@@ -43,7 +43,12 @@ from berth.runtime.container.argv import (
     shown_command,
 )
 from berth.runtime.container.exits import exec_exit, kernel_logged_oom_kill
-from berth.runtime.container.host import detect_gpu_host, registry_host, remove_empty_cgroups
+from berth.runtime.container.host import (
+    Workdirs,
+    detect_gpu_host,
+    registry_host,
+    remove_empty_cgroups,
+)
 from berth.runtime.container.logs import LogFollower
 from berth.runtime.container.models import (
     InspectContainer,
@@ -105,6 +110,7 @@ class ContainerRuntime:
         self.insecure_registries = insecure_registries
         self.pull_timeout = pull_timeout
         self._containers: dict[str, _Container] = {}
+        self._workdirs = Workdirs(self.run_dir / "containers")
         self._gpu_host: GpuHost | None = None
         self._log_policies: dict[str, LogPolicy] = {}
         self._next_prune: dict[str, float] = {}
@@ -145,10 +151,13 @@ class ContainerRuntime:
             append_line(log_path, "berth", f"starting: {shown}")
 
         name = container_name(rid)
-        result = await self.podman.run(*command.args, check=False, extra_env=command.env)
+        workdir = await asyncio.to_thread(self._workdirs.fresh, rid)
+        result = await self.podman.run(*command.args, check=False, extra_env=command.env,
+                                       cwd=workdir)
         if result.returncode != 0 and "already in use" in result.error:
             await self._remove_leftover(name)
-            result = await self.podman.run(*command.args, check=False, extra_env=command.env)
+            result = await self.podman.run(*command.args, check=False, extra_env=command.env,
+                                           cwd=workdir)
         found = await self._inspect(name)
         if found is None:
             raise PodmanError("run", result.error or "no container was made", result.returncode)
@@ -196,6 +205,7 @@ class ContainerRuntime:
         await self._remove([container.name])
         if container.follower is not None:
             await container.follower.stop()
+        await asyncio.to_thread(self._workdirs.remove, replica_id)
 
     async def shutdown(self, grace: float) -> None:
         names = {c.name for c in self._containers.values()}
@@ -209,6 +219,7 @@ class ContainerRuntime:
         for container in self._containers.values():
             if container.follower is not None:
                 await container.follower.stop()
+            await asyncio.to_thread(self._workdirs.remove, container.replica_id)
         if self.cgroup_parent:
             await asyncio.to_thread(remove_empty_cgroups, self.cgroup_parent)
 
@@ -230,6 +241,7 @@ class ContainerRuntime:
             container.follower = LogFollower(_log_source(found), path)
             container.follower.start()  # it catches up on what was printed meanwhile
         await self._remove(strays)
+        await asyncio.to_thread(self._workdirs.remove_all_but, set(self._containers))
 
     def exec_command(self, replica_id: str, argv: list[str]) -> list[str]:
         """The command that runs `argv` inside the replica's container (exec probes)."""
@@ -323,8 +335,9 @@ class ContainerRuntime:
             await follower.wait(_LOG_DRAIN_SECONDS)
         state = found.state
         code, error, oom = state.exit_code, state.error or run_error, state.oom_killed
-        if code == 137 and not oom:
-            oom = await asyncio.to_thread(kernel_logged_oom_kill, found.id)
+        if code != 0 and not oom:  # conmon's file, else the kernel's log (see exits.py)
+            oom = (self._workdirs.path(container.replica_id) / "oom").exists() or (
+                code == 137 and await asyncio.to_thread(kernel_logged_oom_kill, found.id))
         if code == 1 and follower is not None and follower.exec_error is not None:
             code, error = exec_exit(follower.exec_error, container.command)
         observed = ProcessObservation(
