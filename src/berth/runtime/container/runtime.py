@@ -9,7 +9,11 @@ sees them all, and a restarted server adopts the known ones and removes the rest
 replica's `listening_port` is published on host loopback at a port of its own, so replicas
 of one image can all listen on 8080. `StartedReplica.pid` is the container's init process
 (catatonit) as the host sees it: `podman inspect`'s State.Pid, or its conmon's when the
-container has already exited.
+container has already exited. Images are pulled first as the pull policy says (`pull.py`);
+output is followed from podman's k8s-file log into Berth's log files (`logs.py`); how a
+container ended, OOM kills included, is read as `exits.py` says. `podman run` runs in a
+private directory per replica (`<run_dir>/containers/<replica>`), where conmon leaves its
+`oom` file.
 """
 
 from __future__ import annotations
