@@ -4,20 +4,22 @@ Files grow large, so reads never scan a whole file: the newest lines are read ba
 from the end in blocks, and lines after a timestamp are found by binary search over byte
 offsets (each file is written in time order by one shim).
 
-A deployment's directory also holds `.policy.json`, its `LogPolicy`: the shims read it (so a
-change reaches running replicas) and discard lines when logging is off; lines older than
-the retention period are pruned by rewriting the file from the first line to keep (found
-by the same binary search), by the shim for its own file while it runs, else by the
-runtime.
+A deployment's directory also holds `.policy.json`, its `LogPolicy`: each file's one writer
+(a `LogWriter`: in the process runtime's shim, or the container runtime's log follower)
+reads it, so a change reaches running replicas, and discards lines when logging is off;
+lines older than the retention period are pruned by rewriting the file from the first line
+to keep (found by the same binary search), by the writer for its own file while it runs,
+else by the runtime.
 """
 
 from __future__ import annotations
 
+import contextlib
 import heapq
 import json
 import os
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import IO, BinaryIO
 
@@ -25,6 +27,8 @@ from berth.runtime.base import LogLine, LogPolicy
 
 BLOCK = 64 * 1024
 POLICY_FILE = ".policy.json"
+MAX_LINE = 16 * 1024  # longer output lines are cut here
+POLICY_CHECK_SECONDS = 1.0  # how often a writer looks at the policy file's mtime
 
 
 def write_policy(directory: Path, policy: LogPolicy) -> None:
@@ -200,3 +204,95 @@ def _after(f: BinaryIO, replica_id: str, since: float, limit: int) -> list[LogLi
         if line is not None and line.ts > since:
             out.append(line)
     return out
+
+
+class LogWriter:
+    """The one writer of a replica's log file, following the deployment's policy."""
+
+    def __init__(self, path: str) -> None:
+        self._path = Path(path)
+        self._file: IO[str] = open_log(path)
+        self._policy = LogPolicy()
+        self._policy_mtime: int | None = None
+        self._next_check = 0.0
+        self._next_prune = 0.0
+        self._follow_policy(time.monotonic())
+
+    def write(self, stream: str, line: str, ts: float | None = None) -> None:
+        """Append a line stamped `ts` (now when None)."""
+        now = time.monotonic()
+        if now >= self._next_check:
+            self._follow_policy(now)
+        if not self._policy.enabled:
+            return
+        record = {"ts": time.time() if ts is None else ts, "stream": stream, "line": line}
+        try:
+            self._file.write(json.dumps(record, ensure_ascii=False) + "\n")
+            self._file.flush()
+        except OSError:
+            pass  # a full disk loses lines; it must not orphan the command
+
+    def tick(self) -> None:
+        """Called at least once a second: a policy change or a prune is not left waiting
+        for the next line."""
+        now = time.monotonic()
+        if now >= self._next_check:
+            self._follow_policy(now)
+
+    def _follow_policy(self, now: float) -> None:
+        self._next_check = now + POLICY_CHECK_SECONDS
+        try:
+            mtime: int | None = os.stat(self._path.parent / POLICY_FILE).st_mtime_ns
+        except OSError:
+            mtime = None
+        if mtime != self._policy_mtime:
+            self._policy_mtime = mtime
+            self._policy = read_policy(self._path.parent)
+            self._next_prune = now
+        retention = self._policy.retention_seconds
+        if retention is not None and now >= self._next_prune:
+            self._next_prune = now + prune_every(self._policy)
+            self._file.close()  # the file's one writer: prune, then reopen
+            with contextlib.suppress(OSError):  # a failed prune keeps the lines; no more
+                prune(self._path, time.time() - retention)
+            self._file = open_log(self._path)
+
+    def close(self) -> None:
+        self._file.close()
+
+
+class LineSplitter:
+    """Cuts a byte stream into lines; a line longer than MAX_LINE is cut there, the rest
+    of it up to its newline is dropped."""
+
+    def __init__(self, stream: str, write: Callable[[str, str], None]) -> None:
+        self.stream = stream
+        self._write = write
+        self._buf = bytearray()
+        self._skipping = False
+
+    def feed(self, data: bytes) -> None:
+        start = 0
+        while start < len(data):
+            end = data.find(b"\n", start)
+            piece = data[start:] if end < 0 else data[start:end]
+            if not self._skipping:
+                self._buf += piece[: MAX_LINE - len(self._buf)]
+                if len(self._buf) >= MAX_LINE:
+                    self._emit()
+                    self._skipping = True
+            if end < 0:
+                return
+            if not self._skipping:
+                self._emit()
+            self._skipping = False
+            start = end + 1
+
+    def finish(self) -> None:
+        if self._buf:
+            self._emit()
+
+    def _emit(self) -> None:
+        text = self._buf.decode("utf-8", errors="replace")
+        self._buf.clear()
+        self._write(self.stream, text.removesuffix("\r"))

@@ -12,6 +12,7 @@ from tests.unit.controller.test_loop import SPEC, World
 from berth.runtime.base import LogPolicy
 from berth.runtime.logfiles import (
     POLICY_FILE,
+    LogWriter,
     prune,
     prune_every,
     read_logs,
@@ -19,7 +20,6 @@ from berth.runtime.logfiles import (
     write_policy,
 )
 from berth.runtime.process import ProcessRuntime
-from berth.runtime.shim import _LogWriter
 
 
 def lines(path: Path, stamps: list[float]) -> None:
@@ -69,7 +69,7 @@ def test_policy_round_trip_and_default(tmp_path: Path) -> None:
 def test_the_shim_discards_lines_while_logging_is_off(tmp_path: Path) -> None:
     path = tmp_path / "r1.log"
     write_policy(tmp_path, LogPolicy(enabled=False))
-    writer = _LogWriter(str(path))
+    writer = LogWriter(str(path))
     writer.write("stdout", "dropped")
     write_policy(tmp_path, LogPolicy(enabled=True))
     writer._next_check = 0  # as if a second had passed
@@ -83,7 +83,7 @@ def test_the_shim_prunes_its_own_file_to_the_retention_period(tmp_path: Path) ->
     now = time.time()
     lines(path, [now - 500, now - 200, now - 5])
     write_policy(tmp_path, LogPolicy(retention_seconds=100))
-    writer = _LogWriter(str(path))  # reads the policy and prunes at once
+    writer = LogWriter(str(path))  # reads the policy and prunes at once
     writer.write("stdout", "new")
     writer.close()
     assert [ln.line for ln in read_logs(tmp_path, since=None, limit=10)] == [
