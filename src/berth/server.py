@@ -29,6 +29,9 @@ from berth.domain.platform import PlatformFacts, Region, machine_flavors
 from berth.gateway.runner import gateway_thread, serve_forever
 from berth.gateway.service import Gateway
 from berth.loops import LoopThread, new_loop
+from berth.runtime.base import Runtime
+from berth.runtime.choice import ImageRuntime, image_runtime
+from berth.runtime.composite import CompositeRuntime
 from berth.runtime.gpus import detect_gpus
 from berth.runtime.nvml import NvmlMeter
 from berth.runtime.process import ProcessRuntime
@@ -44,13 +47,13 @@ from berth.store.engine import Store
 log = logging.getLogger("berth")
 
 
-def machine_facts(settings: Settings) -> PlatformFacts:
+def machine_facts(settings: Settings, runs_images: bool = False) -> PlatformFacts:
     cpus = os.cpu_count() or 1
     memory = psutil.virtual_memory().total
     gpus = detect_gpus(settings.gpus)
     return PlatformFacts(
-        regions={"local": Region("local", "process", runs_images=False,
-                                 number=settings.region_id)},
+        regions={"local": Region("local", "process+podman" if runs_images else "process",
+                                 runs_images=runs_images, number=settings.region_id)},
         cpus=cpus, memory_bytes=memory, gpus=gpus, catalog=frozenset(CATALOG),
         max_threads=settings.max_thread_count, flavors=machine_flavors(cpus, memory, gpus))
 
@@ -102,11 +105,12 @@ def port_free(host: str, port: int) -> bool:
 class Server:
     settings: Settings
     store: Store
-    runtime: ProcessRuntime
+    runtime: Runtime
     controller: Controller
     autoscaler: Autoscaler
     gateway: Gateway
     app: FastAPI
+    images: ImageRuntime
 
 
 def gateway_address(settings: Settings) -> Callable[[str, str], str]:
@@ -125,17 +129,25 @@ def build(settings: Settings) -> Server:
     prepare_data_dir(settings)
     store = Store(settings.db_url)
     store.migrate()
-    facts = machine_facts(settings)
-    runtime = ProcessRuntime(settings.runtime_dir, settings.logs_dir, owner_id(settings),
-                             work_dir=settings.data_dir / "replicas")
+    owner = owner_id(settings)
+    processes = ProcessRuntime(settings.runtime_dir, settings.logs_dir, owner,
+                               work_dir=settings.data_dir / "replicas")
+    images = image_runtime(settings, owner)
+    runtime: Runtime = (CompositeRuntime(processes, images.runtime)
+                        if images.runtime is not None else processes)
+    facts = machine_facts(settings, runs_images=images.runtime is not None)
     tokens = TokenService(store)
     if tokens.ensure_admin_token(settings.token_file, utcnow()):
         log.info("created a new admin token")
+    credentials = CredentialService(store, Vault(settings.credentials_key_file), utcnow)
     gateway = new_gateway(settings, store)
     controller = Controller(store, runtime, facts, Policy.from_settings(settings),
                             tick_seconds=settings.tick_seconds,
                             lease_seconds=settings.lease_seconds,
-                            on_routing_change=gateway.notify)
+                            on_routing_change=gateway.notify,
+                            containers=images.runtime is not None,
+                            pull_auth=registry_auth(credentials),
+                            exec_prefix=images.exec_prefix)
     autoscaler = Autoscaler(store, runtime, facts, controller.holds_lease, gpus=NvmlMeter(),
                             tick_seconds=settings.autoscaler_tick_seconds,
                             on_change=controller.wake)
@@ -144,12 +156,20 @@ def build(settings: Settings) -> Server:
     store.subscribe(gateway.notify)
     app = create_app(deployments_service=DeploymentService(store, facts, utcnow),
                      tasks=TaskService(store), tokens=tokens, runtime=runtime, facts=facts,
-                     api_keys=ApiKeyService(store, utcnow),
-                     credentials=CredentialService(
-                         store, Vault(settings.credentials_key_file), utcnow),
+                     api_keys=ApiKeyService(store, utcnow), credentials=credentials,
                      address=gateway_address(settings), max_body_bytes=settings.max_body_bytes,
                      data_dir=settings.data_dir)
-    return Server(settings, store, runtime, controller, autoscaler, gateway, app)
+    return Server(settings, store, runtime, controller, autoscaler, gateway, app, images)
+
+
+def registry_auth(credentials: CredentialService) -> Callable[[str, str], tuple[str, str, str]]:
+    """Opens a deployment's registry credentials for one pull: (registry host, user,
+    password); the registry named as a URL or a host."""
+    def opened(project: str, name: str) -> tuple[str, str, str]:
+        auth = credentials.pull_auth(project, name)
+        host = auth.registry_url.split("://", 1)[-1].split("/", 1)[0]
+        return host, auth.username, auth.password
+    return opened
 
 
 def new_gateway(settings: Settings, store: Store) -> Gateway:
@@ -187,6 +207,7 @@ def run_server(settings: Settings) -> None:
     print(f"Berth API        http://{settings.host}:{settings.port}  (docs: /docs)", flush=True)
     print(f"Gateway          {gateway_address(settings)('PROJECT', 'DEPLOYMENT')}/...",
           flush=True)
+    print(f"Containers       {server.images.summary}", flush=True)
     print(f"Data directory   {settings.data_dir.resolve()}", flush=True)
     print(f"Admin token      {settings.token_file.resolve()}", flush=True)
     started = time.monotonic()

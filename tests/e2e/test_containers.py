@@ -130,7 +130,8 @@ def test_a_private_image_is_pulled_with_registry_credentials(
         api.wait_status("private", "ACTIVE", 90)
         r = httpx.post(f"{srv.gateway}/e2e/private/predict", json={"x": 1}, timeout=10)
         assert r.status_code == 200 and r.json()["version"] == "v1"
-        api.create(image_spec("denied", private_registry.image, 1, credentials_name="reg-bad"))
+        api.create(image_spec("denied", private_registry.image, 1, credentials_name="reg-bad",
+                              image_pull_policy="Always"))
         d = api.wait_status("denied", "FAILED", 60)
         assert "pull" in d["status_reason"] and "unauthorized" in d["status_reason"].lower()
 

@@ -94,5 +94,6 @@ def container_launch(d: Deployment, r: Replica, facts: PlatformFacts | None,
     return LaunchSpec(replica_id=r.id, deployment_id=d.id, command=[], envs=envs,
                       listening_port=d.spec.listening_port, gpus=tuple(r.gpus),
                       image=d.spec.image, entrypoint=list(d.spec.command) if d.spec.command
-                      else None, registry_auth=auth, cpus=cpus, memory_bytes=memory,
+                      else None, registry_auth=auth, pull_policy=d.spec.image_pull_policy,
+                      cpus=cpus, memory_bytes=memory,
                       pids_limit=PIDS_LIMIT)

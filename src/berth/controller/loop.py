@@ -308,6 +308,7 @@ class Controller:
         prefix: tuple[str, ...] = ()
         if self.exec_prefix is not None and runs_in_container(d.spec, self.containers):
             prefix = tuple(self.exec_prefix(r.id))
+            env = dict(os.environ)  # podman's own: the replica's envs are the container's
         target = ProbeTarget(host="127.0.0.1", port=r.port,
                              listening_port=d.spec.listening_port, env=env, exec_prefix=prefix)
         return ReplicaProber(effective_probes(d.spec), target, self._http,

@@ -256,6 +256,9 @@ class DeploymentSpec(Model):
     envs: dict[str, str] = Field(default_factory=dict)
     listening_port: Port = 8080
     credentials_name: str | None = Field(default=None, description="Registry credentials.")
+    image_pull_policy: Literal["IfNotPresent", "Always", "Never"] = Field(
+        default="IfNotPresent",
+        description="Containers: pull the image when absent, on every start, or never.")
     flavor: str | None = None
     resources: Resources | None = None
     containers: list[Container] = Field(default_factory=lambda: [Container()], min_length=1)

@@ -6,9 +6,13 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from berth.runtime.base import Runtime
+from berth.runtime.container.argv import container_name
+from berth.runtime.container.podman import Podman
+from berth.runtime.container.runtime import ContainerRuntime
 from berth.runtime.podman_setup import (
     berth_cgroup_parent,
     config_files,
@@ -21,10 +25,11 @@ from berth.settings import Settings
 
 @dataclass(frozen=True)
 class ImageRuntime:
-    """The container runtime, or why there is none (shown at start and on a refused spec)."""
+    """The container runtime, or why there is none (shown at start)."""
 
     runtime: Runtime | None
     summary: str
+    exec_prefix: Callable[[str], list[str]] | None = None  # replica id -> `podman exec NAME`
 
 
 def podman_problem(settings: Settings) -> str | None:
@@ -50,8 +55,6 @@ def image_runtime(settings: Settings, owner: str) -> ImageRuntime:
         if settings.image_runtime == "podman":
             raise SystemExit(f"berth: image_runtime is podman, but {problem}")
         return ImageRuntime(None, f"off: {problem}; catalog images and commands only")
-    from berth.runtime.container.podman import Podman
-    from berth.runtime.container.runtime import ContainerRuntime
 
     env = {"CONTAINERS_CONF": str(settings.podman_config)} if settings.podman_config else None
     podman = Podman(env=env) if env else Podman()
@@ -60,4 +63,7 @@ def image_runtime(settings: Settings, owner: str) -> ImageRuntime:
         cgroup_parent=berth_cgroup_parent(read_host_facts()),
         insecure_registries=frozenset(settings.insecure_registries))
     where = f", config {settings.podman_config}" if settings.podman_config else ""
-    return ImageRuntime(runtime, f"podman ({shutil.which('podman')}{where})")
+
+    def exec_prefix(replica_id: str) -> list[str]:
+        return podman.argv("exec", container_name(replica_id))
+    return ImageRuntime(runtime, f"podman ({podman.binary}{where})", exec_prefix)

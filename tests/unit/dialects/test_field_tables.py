@@ -337,14 +337,13 @@ TIR_ACTS: dict[str, Body] = {
         "custom_endpoint_details.container.container_name": "python:3.12"},
     ADVANCE: {f"{ADVANCE}.is_readiness_probe_enabled": True,
               f"{ADVANCE}.readiness_probe": {"protocol": "tcp"}},
+    f"{ADVANCE}.image_pull_policy": {f"{ADVANCE}.image_pull_policy": "Never"},
     "custom_endpoint_details.resource_details.env_variables": {
         "custom_endpoint_details.resource_details.env_variables": [{"key": "B", "value": 2}]},
     "detailed_info.commands": {"detailed_info.commands": ["python3"]},
     "detailed_info.args": {"detailed_info.args": ["-V"]},
 }
 TIR_KEPT: dict[str, tuple[Body, str]] = {
-    f"{ADVANCE}.image_pull_policy": ({f"{ADVANCE}.image_pull_policy": "Never"},
-                                     f"{ADVANCE}.image_pull_policy"),
     "custom_endpoint_details.resource_details.disk_size": (
         {"custom_endpoint_details.resource_details.disk_size": 77},
         "custom_endpoint_details.resource_details.disk_size"),

@@ -164,7 +164,7 @@ def to_tir(spec: DeploymentSpec, record: dict[str, Any]) -> dict[str, Any]:
     probes = spec.probes
     readiness = _probe_out(probes.readiness if probes else None, spec.listening_port)
     liveness = _probe_out(probes.liveness if probes else None, spec.listening_port)
-    return {"image_pull_policy": record.get("image_pull_policy", "IfNotPresent"),
+    return {"image_pull_policy": spec.image_pull_policy,
             "is_readiness_probe_enabled": readiness is not None,
             "is_liveness_probe_enabled": liveness is not None,
             "readiness_probe": readiness, "liveness_probe": liveness}

@@ -265,7 +265,14 @@ def create_to_native(body: EndpointFields, facts: PlatformFacts) -> dict[str, An
         out["envs"] = _envs(resources.env_variables)
     out |= scale(body.auto_scale_policy, autoscale=bool(body.is_auto_scale_enabled),
                  replicas=replica_count(body))
-    return out | probes.create_probes(body)
+    return out | _pull_policy(body) | probes.create_probes(body)
+
+
+def _pull_policy(body: EndpointFields) -> dict[str, Any]:
+    advance = probes.advance_config(body)
+    if advance is not None and advance.image_pull_policy is not None:
+        return {"image_pull_policy": advance.image_pull_policy}
+    return {}
 
 
 def patch_to_native(body: EndpointAction, current: DeploymentSpec,
@@ -290,20 +297,17 @@ def patch_to_native(body: EndpointAction, current: DeploymentSpec,
         out |= scale(body.auto_scale_policy, autoscale=True)
     elif count is not None and not body.is_auto_scale_enabled:
         out |= scale(None, autoscale=False, replicas=count)
-    return out | probes.patch_probes(body, current)
+    return out | _pull_policy(body) | probes.patch_probes(body, current)
 
 
 def kept(body: EndpointFields) -> dict[str, Any]:
-    """What the dialect record keeps of a body: the KEPT fields given, the disk size and
-    the image pull policy (the process runtime pulls no images)."""
+    """What the dialect record keeps of a body: the KEPT fields given and the disk size
+    (the image pull policy is the spec's `image_pull_policy`)."""
     out = {k: getattr(body, k) for k in KEPT if k in body.model_fields_set}
     details = body.custom_endpoint_details
     if details is not None and details.resource_details is not None and (
             details.resource_details.disk_size is not None):
         out["disk_size"] = details.resource_details.disk_size
-    advance = probes.advance_config(body)
-    if advance is not None and advance.image_pull_policy is not None:
-        out["image_pull_policy"] = advance.image_pull_policy
     return out
 
 
