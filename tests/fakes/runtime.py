@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from berth.domain.records import Deployment, Replica
@@ -33,6 +35,10 @@ class FakeRuntime:
     def __init__(self) -> None:
         self.procs: dict[str, FakeProcess] = {}
         self.started: list[LaunchSpec] = []
+        self.prepared: list[LaunchSpec] = []
+        self.pull_lines: list[str] = []  # progress `prepare` reports
+        self.pull_gate: asyncio.Event | None = None  # set: the pull finishes
+        self.pull_error: Exception | None = None
         self.exit_on_term = True
         self.log_policies: dict[str, LogPolicy] = {}
         self._ids = itertools.count(1000)
@@ -42,6 +48,15 @@ class FakeRuntime:
             if rid not in known:
                 self.procs[rid].alive = False
                 del self.procs[rid]
+
+    async def prepare(self, launch: LaunchSpec, on_progress: Callable[[str], None]) -> None:
+        self.prepared.append(launch)
+        for line in self.pull_lines:
+            on_progress(line)
+        if self.pull_gate is not None:
+            await self.pull_gate.wait()
+        if self.pull_error is not None:
+            raise self.pull_error
 
     async def start(self, launch: LaunchSpec) -> StartedReplica:
         pid = next(self._ids)

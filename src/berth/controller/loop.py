@@ -11,7 +11,7 @@ import socket
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Protocol
 
@@ -35,7 +35,7 @@ from berth.domain.status import DeploymentStatus, FailureKind, ReplicaState
 from berth.probes.checks import ProbeTarget
 from berth.probes.prober import ReplicaProber
 from berth.probes.tracker import ProbeVerdict
-from berth.runtime.base import ImageUnavailable, LogPolicy, Runtime
+from berth.runtime.base import ImageUnavailable, LaunchSpec, LogPolicy, Runtime
 from berth.store.engine import Store
 
 log = logging.getLogger("berth.controller")
@@ -64,6 +64,16 @@ def _dead_local_holder(holder: str) -> bool:
     if host != socket.gethostname() or not pid.isdigit() or int(pid) == os.getpid():
         return False
     return not psutil.pid_exists(int(pid))
+
+
+PULL_EVENTS = 20  # progress events per replica's pull; the status reason shows the rest
+
+
+@dataclass
+class Pull:
+    lines: list[str]  # podman's progress, as it comes
+    task: asyncio.Task[None] | None = None
+    shown: int = 0  # lines already recorded as events
 
 
 class Controller:
@@ -95,6 +105,7 @@ class Controller:
         self._wake: asyncio.Event | None = None
         self._lease_until = 0.0
         self._http: httpx.AsyncClient | None = None
+        self.pulls: dict[str, Pull] = {}  # replica id -> its image pull under way
 
     def wake(self) -> None:
         """Ask for a tick now; safe to call from any thread."""
@@ -257,14 +268,20 @@ class Controller:
     async def _launch(self, d: Deployment, r: Replica) -> Replica:
         now = self.clock()
         try:
+            launch = launch_spec(d, r, containers=self.containers, facts=self.facts,
+                                 pull_auth=self.pull_auth)
+            if launch.image is not None:
+                pulling = self._pull(d, r, launch, now)
+                if pulling is not None:
+                    return pulling  # the image is still coming: no start this tick
+                launch = replace(launch, pull_policy="Never")  # pulled just now
             if r.state == S.BACKOFF:
                 await self.runtime.forget(r.id)
-            started = await self.runtime.start(launch_spec(
-                d, r, containers=self.containers, facts=self.facts, pull_auth=self.pull_auth))
+            started = await self.runtime.start(launch)
         except ImageUnavailable as exc:
             log.warning("could not get the image of replica %s: %s", r.id, exc)
-            row = crash(r, FailureKind.PULL_FAILED, f"image pull failed: {exc}", None,
-                        self.policy, now)
+            row = replace(crash(r, FailureKind.PULL_FAILED, f"image pull failed: {exc}", None,
+                                self.policy, now), pulling="")
             event = Event(deployment_id=d.id, at=now, kind="Replica", reason="PullFailed",
                           message=row.reason, replica_id=r.id)
         except Exception as exc:
@@ -276,7 +293,7 @@ class Controller:
         else:
             row = replace(move(r, S.STARTING, "process started", now), pid=started.pid,
                              port=started.port, started_at=now, exit_code=None, ready=False,
-                             next_start_at=None)
+                             next_start_at=None, pulling="")
             event = Event(deployment_id=d.id, at=now, kind="Replica", reason="Launched",
                           message=f"pid {started.pid}, port {started.port}"
                           + (f", GPUs {','.join(map(str, r.gpus))}" if r.gpus else ""),
@@ -284,6 +301,36 @@ class Controller:
         with self.store.write(notify=False) as tx:
             tx.replicas.save(row)
             tx.events.add(event)
+        return row
+
+    def _pull(self, d: Deployment, r: Replica, launch: LaunchSpec, now: datetime
+              ) -> Replica | None:
+        """The replica's image pull, in the background: the replica as it waits (its
+        `pulling` progress saved, an event per new progress line, at most PULL_EVENTS), or
+        None once the image is here. ImageUnavailable when the pull failed."""
+        pull = self.pulls.get(r.id)
+        if pull is None:
+            pull = self.pulls[r.id] = Pull([])
+            pull.task = asyncio.create_task(self.runtime.prepare(launch, pull.lines.append))
+            pull.task.add_done_callback(lambda _t: self.wake())
+        if pull.task is not None and pull.task.done():
+            del self.pulls[r.id]
+            error = pull.task.exception()
+            if error is not None:
+                raise error
+            return None
+        shown = f"{launch.image}: {pull.lines[-1]}" if pull.lines else f"{launch.image}"
+        events = [Event(deployment_id=d.id, at=now, kind="Replica", reason="Pulling",
+                        message=f"{launch.image}: {line}", replica_id=r.id)
+                  for line in pull.lines[pull.shown:PULL_EVENTS]]
+        pull.shown = len(pull.lines)
+        if shown == r.pulling and not events:
+            return r
+        row = replace(r, pulling=shown)
+        with self.store.write(notify=False) as tx:
+            tx.replicas.save(row)
+            for event in events:
+                tx.events.add(event)
         return row
 
     async def _sync_probers(self, deployments: list[Deployment], rows: list[Replica]) -> None:

@@ -83,6 +83,9 @@ def _waiting(f: Facts) -> bool:
 
 
 def _waiting_reason(f: Facts) -> str:
+    pulling = next((r.pulling for r in f.live if r.state == S.PENDING and r.pulling), "")
+    if pulling:
+        return f"pulling image {pulling}"
     return next((f"{UNSCHEDULABLE}: {r.unschedulable}" for r in f.live
                  if r.state == S.PENDING and r.unschedulable), "waiting to start replicas")
 

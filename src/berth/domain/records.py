@@ -76,6 +76,7 @@ class Replica:
     failure: FailureKind | None = None  # how the last run ended (last_error says it in words)
     kill_sent: bool = False  # SIGKILL sent after the stop grace period
     unschedulable: str = ""  # why it cannot be placed now (e.g. no free GPU); "" if it can
+    pulling: str = ""  # its image is being pulled: the latest progress; "" otherwise
     drain_version: int | None = None  # routing version without it; gateways must reach it
     # Asked to be replaced (a single-replica restart). Written only by the service, never
     # by the controller's row saves, so a tick cannot lose a request made while it ran.

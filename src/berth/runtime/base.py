@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
@@ -99,6 +100,11 @@ class Runtime(Protocol):
     async def recover(self, known: dict[str, int | None]) -> None:
         """Adopt replicas left running by an earlier server (known: replica id -> port).
         Processes carrying this runtime's marker whose id is not known are stopped."""
+
+    async def prepare(self, launch: LaunchSpec, on_progress: Callable[[str], None]) -> None:
+        """Get ready what `start` needs that can take long (a container image's pull),
+        reporting progress lines; ImageUnavailable when it cannot be had. The controller runs
+        it in the background, so a long pull holds up no other replica."""
 
     async def start(self, launch: LaunchSpec) -> StartedReplica: ...
 

@@ -5,6 +5,7 @@ one; calls about a replica go to the runtime that holds it."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 from berth.runtime.base import (
     LaunchSpec,
@@ -32,6 +33,10 @@ class CompositeRuntime:
         # the runtime that finds it running adopts it.
         await asyncio.gather(self.processes.recover(known), self.containers.recover(known))
         await self.observe()
+
+    async def prepare(self, launch: LaunchSpec, on_progress: Callable[[str], None]) -> None:
+        runtime = self.containers if launch.image is not None else self.processes
+        await runtime.prepare(launch, on_progress)
 
     async def start(self, launch: LaunchSpec) -> StartedReplica:
         runtime = self.containers if launch.image is not None else self.processes

@@ -83,6 +83,9 @@ class ProcessRuntime:
 
     # -- lifecycle ---------------------------------------------------------------------
 
+    async def prepare(self, launch: LaunchSpec, on_progress: Callable[[str], None]) -> None:
+        """Nothing to get ready: the command is on this machine."""
+
     async def start(self, launch: LaunchSpec) -> StartedReplica:
         rid, did = _component(launch.replica_id), _component(launch.deployment_id)
         if not launch.command:

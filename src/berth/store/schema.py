@@ -99,6 +99,7 @@ replicas = Table(
     Column("failure", String(16), nullable=True),  # FailureKind of the last run's end
     Column("kill_sent", Boolean, nullable=False, default=False),
     Column("unschedulable", Text, nullable=False, default=""),
+    Column("pulling", Text, nullable=False, default=""),  # image pull progress, while PENDING
 )
 
 tasks = Table(

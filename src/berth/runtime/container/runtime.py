@@ -24,6 +24,7 @@ import shlex
 import shutil
 import socket
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -132,6 +133,10 @@ class ContainerRuntime:
             auth_dir=self.run_dir / "pulls", on_progress=on_progress,
             tls_verify=registry_host(launch.image) not in self.insecure_registries,
             limit_s=self.pull_timeout)
+
+    async def prepare(self, launch: LaunchSpec, on_progress: Callable[[str], None]) -> None:
+        """The image pulled as the launch's pull policy says (ImagePullFailed if not)."""
+        await self.ensure_image(launch, on_progress)
 
     async def start(self, launch: LaunchSpec,
                     on_progress: ProgressCallback | None = None) -> StartedReplica:
