@@ -47,13 +47,15 @@ from berth.store.engine import Store
 log = logging.getLogger("berth")
 
 
-def machine_facts(settings: Settings, runs_images: bool = False) -> PlatformFacts:
+def machine_facts(settings: Settings, runs_images: bool = False,
+                  images_off: str = "") -> PlatformFacts:
     cpus = os.cpu_count() or 1
     memory = psutil.virtual_memory().total
     gpus = detect_gpus(settings.gpus)
     return PlatformFacts(
         regions={"local": Region("local", "process+podman" if runs_images else "process",
-                                 runs_images=runs_images, number=settings.region_id)},
+                                 runs_images=runs_images, images_off=images_off,
+                                 number=settings.region_id)},
         cpus=cpus, memory_bytes=memory, gpus=gpus, catalog=frozenset(CATALOG),
         max_threads=settings.max_thread_count, flavors=machine_flavors(cpus, memory, gpus))
 
@@ -135,7 +137,8 @@ def build(settings: Settings) -> Server:
     images = image_runtime(settings, owner)
     runtime: Runtime = (CompositeRuntime(processes, images.runtime)
                         if images.runtime is not None else processes)
-    facts = machine_facts(settings, runs_images=images.runtime is not None)
+    facts = machine_facts(settings, runs_images=images.runtime is not None,
+                          images_off=images.off_reason)
     tokens = TokenService(store)
     if tokens.ensure_admin_token(settings.token_file, utcnow()):
         log.info("created a new admin token")

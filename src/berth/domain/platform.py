@@ -33,6 +33,7 @@ class Region:
     name: str
     runtime: str  # "process", or a cluster engine's name
     runs_images: bool = False  # whether it can run a container image without a command
+    images_off: str = ""  # why it runs no images (podman missing, switched off), if it does not
     number: int = 1  # for APIs that name regions by number (Gcore's region_id)
 
 

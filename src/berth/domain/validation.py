@@ -110,7 +110,9 @@ def _check_image(spec: DeploymentSpec, facts: PlatformFacts) -> list[Violation]:
                 f"images ({', '.join(sorted(facts.catalog))}) or a command; image "
                 f"{spec.image!r} needs `command`, or a region whose runtime runs images"
                 + (f" ({', '.join(image_regions)})" if image_regions else
-                   " (none is configured here)")))
+                   " (none is configured here)")
+                + (f"; containers are off here: {region.images_off}" if region.images_off
+                   else "")))
             break
     return found
 

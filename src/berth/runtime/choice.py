@@ -30,6 +30,7 @@ class ImageRuntime:
     runtime: Runtime | None
     summary: str
     exec_prefix: Callable[[str], list[str]] | None = None  # replica id -> `podman exec NAME`
+    off_reason: str = ""  # why there is no container runtime
 
 
 def podman_problem(settings: Settings) -> str | None:
@@ -49,12 +50,14 @@ def podman_problem(settings: Settings) -> str | None:
 
 def image_runtime(settings: Settings, owner: str) -> ImageRuntime:
     if settings.image_runtime == "none":
-        return ImageRuntime(None, "off (image_runtime: none): catalog images and commands only")
+        return ImageRuntime(None, "off (image_runtime: none): catalog images and commands only",
+                            off_reason="image_runtime is none")
     problem = podman_problem(settings)
     if problem is not None:
         if settings.image_runtime == "podman":
             raise SystemExit(f"berth: image_runtime is podman, but {problem}")
-        return ImageRuntime(None, f"off: {problem}; catalog images and commands only")
+        return ImageRuntime(None, f"off: {problem}; catalog images and commands only",
+                            off_reason=problem)
 
     env = {"CONTAINERS_CONF": str(settings.podman_config)} if settings.podman_config else None
     podman = Podman(env=env) if env else Podman()

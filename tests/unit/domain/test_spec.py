@@ -83,6 +83,18 @@ def test_image_error_says_which_runtime_runs_images() -> None:
     assert "process runtime" in info.value.message and "command" in info.value.message
 
 
+def test_image_error_says_why_containers_are_off() -> None:
+    from dataclasses import replace as copy
+    off = copy(facts(), regions={"local": Region("local", "process",
+                                                 images_off="podman is not installed")})
+    with pytest.raises(SpecInvalid) as info:
+        validate({**SMALLEST, "image": "nginx:latest"}, off)
+    assert "containers are off here: podman is not installed" in info.value.message
+    images = copy(facts(), regions={"local": Region("local", "process+podman",
+                                                    runs_images=True)})
+    assert validate({**SMALLEST, "image": "nginx:latest"}, images).image == "nginx:latest"
+
+
 def test_non_catalog_image_with_command_is_fine() -> None:
     spec = validate({**SMALLEST, "image": "nginx:latest", "command": ["python3", "-V"]}, facts())
     assert check_spec(spec, facts()) == []
