@@ -77,3 +77,14 @@ def test_a_replica_with_volumes_is_not_started_as_a_process() -> None:
               volumes=[{"source": "/models", "target": "/mnt/models"}])
     with pytest.raises(ValueError, match="volumes need a container runtime"):
         launch_spec(d, replica(d, "r1"), containers=False, facts=facts())
+
+
+@pytest.mark.parametrize(("image", "policy", "effective"), [
+    ("localhost/berth-test/model:v1", "Always", "IfNotPresent"),  # built here: never pulled
+    ("localhost/berth-test/model:v1", "Never", "Never"),
+    ("localhost:5000/model:v1", "Always", "Always"),  # a registry on this host
+    ("docker.io/library/python:3.12", "Always", "Always"),
+])
+def test_always_pulls_what_a_registry_serves(image: str, policy: str, effective: str) -> None:
+    d = _spec(image=image, image_pull_policy=policy)
+    assert launch_spec(d, replica(d, "r1"), containers=True, facts=facts()).pull_policy == effective
