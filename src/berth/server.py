@@ -47,6 +47,11 @@ from berth.store.engine import Store
 log = logging.getLogger("berth")
 
 
+def real_host_path(path: str) -> str | None:
+    """The real path of an existing host path (symlinks resolved), else None."""
+    return os.path.realpath(path) if os.path.exists(path) else None
+
+
 def machine_facts(settings: Settings, runs_images: bool = False,
                   images_off: str = "") -> PlatformFacts:
     cpus = os.cpu_count() or 1
@@ -57,7 +62,9 @@ def machine_facts(settings: Settings, runs_images: bool = False,
                                  runs_images=runs_images, images_off=images_off,
                                  number=settings.region_id)},
         cpus=cpus, memory_bytes=memory, gpus=gpus, catalog=frozenset(CATALOG),
-        max_threads=settings.max_thread_count, flavors=machine_flavors(cpus, memory, gpus))
+        max_threads=settings.max_thread_count, flavors=machine_flavors(cpus, memory, gpus),
+        volume_roots=tuple(os.path.realpath(p) for p in settings.volume_host_paths),
+        host_path=real_host_path)
 
 
 def prepare_data_dir(settings: Settings) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -51,8 +51,20 @@ class Settings(BaseSettings):
     podman_config: Path | None = None  # a containers.conf of its own (CONTAINERS_CONF)
     # Registries pulled from without TLS, e.g. "127.0.0.1:5000" (a local registry).
     insecure_registries: list[str] = Field(default_factory=list)
+    # Host directories (and what is below them) a deployment's `volumes` may mount into its
+    # containers, e.g. ["/models"]; none by default: a project could otherwise read any file
+    # of the machine, this data directory's admin token included. Podman volumes need none.
+    volume_host_paths: list[Path] = Field(default_factory=list)
     # "index:model:memory_mib,..." declares GPUs instead of detecting them (tests, odd drivers).
     gpus: str | None = None
+
+    @field_validator("volume_host_paths")
+    @classmethod
+    def _absolute(cls, value: list[Path]) -> list[Path]:
+        for path in value:
+            if not path.is_absolute():
+                raise ValueError(f"{str(path)!r} must be an absolute path")
+        return value
 
     @property
     def db_url(self) -> str:

@@ -8,7 +8,7 @@ from berth.catalog import catalog_entry
 from berth.domain.platform import PlatformFacts
 from berth.domain.records import Deployment, Replica
 from berth.domain.spec import DeploymentSpec, Probe, Probes, TcpSocketAction
-from berth.runtime.base import LaunchSpec
+from berth.runtime.base import LaunchSpec, Mount, PullPolicy
 
 # (project, credentials name) -> (registry, username, password), opened for one pull
 PullAuth = Callable[[str, str], tuple[str, str, str]]
@@ -65,6 +65,10 @@ def launch_spec(d: Deployment, r: Replica, *, containers: bool = False,
                 ) -> LaunchSpec:
     if runs_in_container(d.spec, containers):
         return container_launch(d, r, facts, pull_auth)
+    if d.spec.volumes:  # validation refuses this; a server restarted without podman may not
+        raise ValueError("its volumes need a container runtime, and this server runs "
+                         f"{d.spec.image!r} as a local process (image_runtime none, or "
+                         "podman unavailable)")
     command = d.spec.command
     if command is None:
         entry = catalog_entry(d.spec.image)
@@ -77,6 +81,15 @@ def launch_spec(d: Deployment, r: Replica, *, containers: bool = False,
     return LaunchSpec(replica_id=r.id, deployment_id=d.id, command=list(command),
                       envs=envs, listening_port=d.spec.listening_port,
                       gpus=tuple(r.gpus))
+
+
+def pull_policy(spec: DeploymentSpec) -> PullPolicy:
+    """The spec's pull policy, but `Always` for a `localhost/...` image is IfNotPresent:
+    podman names the images built on this host so, and no registry serves them (a pull goes
+    to https://localhost and fails). TIR's SDK sends `Always` on every create."""
+    if spec.image_pull_policy == "Always" and spec.image.startswith("localhost/"):
+        return "IfNotPresent"
+    return spec.image_pull_policy
 
 
 def container_launch(d: Deployment, r: Replica, facts: PlatformFacts | None,
@@ -94,6 +107,7 @@ def container_launch(d: Deployment, r: Replica, facts: PlatformFacts | None,
     return LaunchSpec(replica_id=r.id, deployment_id=d.id, command=[], envs=envs,
                       listening_port=d.spec.listening_port, gpus=tuple(r.gpus),
                       image=d.spec.image, entrypoint=list(d.spec.command) if d.spec.command
-                      else None, registry_auth=auth, pull_policy=d.spec.image_pull_policy,
-                      cpus=cpus, memory_bytes=memory,
-                      pids_limit=PIDS_LIMIT)
+                      else None, registry_auth=auth, pull_policy=pull_policy(d.spec),
+                      cpus=cpus, memory_bytes=memory, pids_limit=PIDS_LIMIT,
+                      mounts=tuple(Mount(v.source, v.target, v.read_only)
+                                   for v in d.spec.volumes))

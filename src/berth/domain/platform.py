@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from berth.domain.units import format_size
@@ -37,6 +38,11 @@ class Region:
     number: int = 1  # for APIs that name regions by number (Gcore's region_id)
 
 
+def no_host_paths(path: str) -> str | None:
+    """A host-path lookup that finds nothing (facts that know no file system)."""
+    return None
+
+
 @dataclass(frozen=True)
 class PlatformFacts:
     regions: dict[str, Region]
@@ -46,6 +52,12 @@ class PlatformFacts:
     catalog: frozenset[str] = frozenset()
     max_threads: int = 256
     flavors: tuple[Flavor, ...] = field(default=())
+    # Host directories a deployment's volumes may mount from (real paths); none: only
+    # podman volumes.
+    volume_roots: tuple[str, ...] = ()
+    # An existing host path's real path (symlinks resolved), or None: the one file-system
+    # read validation needs, passed in.
+    host_path: Callable[[str], str | None] = no_host_paths
 
     def flavor(self, name: str) -> Flavor | None:
         return next((f for f in self.flavors if f.name == name), None)

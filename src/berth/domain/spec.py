@@ -16,6 +16,7 @@ from typing import Annotated, Any, Literal, Self
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 from berth.domain.units import parse_size
+from berth.domain.volumes import Volume
 
 NAME_RE = re.compile(r"^[a-z]([a-z0-9-]*[a-z0-9])?$")
 ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -261,6 +262,9 @@ class DeploymentSpec(Model):
         description="Containers: pull the image when absent, on every start, or never.")
     flavor: str | None = None
     resources: Resources | None = None
+    volumes: list[Volume] = Field(
+        default_factory=list, max_length=32,
+        description="Host paths or podman volumes mounted into each replica's container.")
     containers: list[Container] = Field(default_factory=lambda: [Container()], min_length=1)
     timeout: int | None = Field(default=120, ge=0, description="Idle seconds before scale to min.")
     probes: Probes | None = None
@@ -308,6 +312,16 @@ class DeploymentSpec(Model):
                 raise ValueError(f"label {key!r} value must be at most 253 characters")
         return value
 
+    @field_validator("volumes")
+    @classmethod
+    def _volumes(cls, value: list[Volume]) -> list[Volume]:
+        seen: set[str] = set()
+        for v in value:
+            if v.target in seen:
+                raise ValueError(f"target {v.target!r} is mounted twice")
+            seen.add(v.target)
+        return value
+
     @model_validator(mode="after")
     def _exclusive(self) -> DeploymentSpec:
         if self.api_keys is not None and self.auth_enabled is not None:
@@ -330,6 +344,8 @@ class DeploymentSpec(Model):
             include={"image", "command", "envs", "listening_port", "credentials_name",
                      "flavor", "resources", "probes"},
         )
+        if self.volumes:  # left out when empty: specs from before volumes keep their hash
+            rolled["volumes"] = [v.model_dump(mode="json") for v in self.volumes]
         rolled["restart_nonce"] = restart_nonce
         blob = json.dumps(rolled, sort_keys=True).encode()
         self._templates[restart_nonce] = hashlib.sha256(blob).hexdigest()[:12]

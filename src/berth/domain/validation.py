@@ -80,6 +80,7 @@ def check_spec(spec: DeploymentSpec, facts: PlatformFacts) -> list[Violation]:
                 f"unknown region {container.region!r}; this installation has: {known}"))
     found += _check_image(spec, facts)
     found += _check_resources(spec, facts)
+    found += _check_volumes(spec, facts)
     return found
 
 
@@ -154,6 +155,54 @@ def _check_resources(spec: DeploymentSpec, facts: PlatformFacts) -> list[Violati
                                    f"{gpus} GPUs requested; at most {len(matching)} "
                                    f"{'of type ' + gpu_type + ' ' if gpu_type else ''}"
                                    "available on this machine"))
+    return found
+
+
+def _under(path: str, roots: tuple[str, ...]) -> bool:
+    return any(path == root or path.startswith(root.rstrip("/") + "/") for root in roots)
+
+
+def _check_volumes(spec: DeploymentSpec, facts: PlatformFacts) -> list[Violation]:
+    """Volumes mount into containers: the deployment must run in one, and a host path must
+    lie under the installation's `volume_host_paths` and exist (checked in that order, so
+    nothing is told about paths outside them)."""
+    if not spec.volumes:
+        return []
+    if catalog_name(spec.image) is not None:
+        return [Violation("volumes", "container_only",
+                          f"{spec.image!r} is a catalog image, which runs as a local process "
+                          "and mounts no volumes; volumes need a container image")]
+    for container in spec.containers:
+        region = facts.regions.get(container.region)
+        if region is not None and not region.runs_images:
+            return [Violation("volumes", "container_only",
+                              f"region {region.name!r} uses the {region.runtime} runtime, "
+                              "which runs replicas as local processes and mounts no "
+                              "volumes; volumes need a region whose runtime runs containers "
+                              "(podman: `image_runtime`)")]
+    found: list[Violation] = []
+    roots = facts.volume_roots
+    allowed = ", ".join(roots)
+    for i, volume in enumerate(spec.volumes):
+        where, source = f"volumes[{i}].source", volume.source
+        if not source.startswith("/"):
+            continue  # a podman volume: made empty on first use when missing
+        if not _under(source, roots):
+            found.append(Violation(where, "allowed_host_path", (
+                f"host path {source!r} is outside the directories deployments may mount "
+                f"here ({allowed})") if roots else (
+                f"this installation lets deployments mount no host path (its admin lists "
+                f"directories in `volume_host_paths`); mount a podman volume by name, or "
+                f"ask for {source!r} to be allowed")))
+            continue
+        real = facts.host_path(source)
+        if real is None:
+            found.append(Violation(where, "host_path_exists",
+                                   f"host path {source!r} does not exist on this machine"))
+        elif not _under(real, roots):
+            found.append(Violation(where, "allowed_host_path",
+                                   f"host path {source!r} resolves to {real!r}, outside the "
+                                   f"directories deployments may mount here ({allowed})"))
     return found
 
 

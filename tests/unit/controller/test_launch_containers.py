@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 
 from berth.controller.launch import PIDS_LIMIT, launch_spec, limits, runs_in_container
+from berth.runtime.base import Mount
 from tests.fakes.builders import deployment, facts, replica
 
 
@@ -57,3 +58,33 @@ def test_limits_come_from_resources_else_the_flavor_else_none() -> None:
     assert limits(_spec(resources={"cpu": 2, "memory": "1GiB"}).spec, f) == (2, 2**30)
     assert limits(_spec(flavor=flavor.name).spec, f) == (flavor.cpu, flavor.memory_bytes)
     assert limits(_spec().spec, f) == (None, None)
+
+
+def test_volumes_become_the_container_mounts() -> None:
+    d = _spec(image="localhost/model:v1", volumes=[
+        {"source": "/models/llama", "target": "/mnt/models"},
+        {"source": "hf-cache", "target": "/root/.cache", "read_only": False}])
+    launch = launch_spec(d, replica(d, "r1"), containers=True, facts=facts())
+    assert launch.mounts == (Mount("/models/llama", "/mnt/models", True),
+                             Mount("hf-cache", "/root/.cache", False))
+    assert [m.kind for m in launch.mounts] == ["bind", "volume"]
+
+
+def test_a_replica_with_volumes_is_not_started_as_a_process() -> None:
+    """Validation refuses this; a server restarted without podman meets it: the start fails
+    saying why, rather than running the image's command without its files."""
+    d = _spec(image="localhost/model:v1", command=["serve"],
+              volumes=[{"source": "/models", "target": "/mnt/models"}])
+    with pytest.raises(ValueError, match="volumes need a container runtime"):
+        launch_spec(d, replica(d, "r1"), containers=False, facts=facts())
+
+
+@pytest.mark.parametrize(("image", "policy", "effective"), [
+    ("localhost/berth-test/model:v1", "Always", "IfNotPresent"),  # built here: never pulled
+    ("localhost/berth-test/model:v1", "Never", "Never"),
+    ("localhost:5000/model:v1", "Always", "Always"),  # a registry on this host
+    ("docker.io/library/python:3.12", "Always", "Always"),
+])
+def test_always_pulls_what_a_registry_serves(image: str, policy: str, effective: str) -> None:
+    d = _spec(image=image, image_pull_policy=policy)
+    assert launch_spec(d, replica(d, "r1"), containers=True, facts=facts()).pull_policy == effective

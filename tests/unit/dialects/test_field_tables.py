@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import copy
 import itertools
+import os
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal, cast, get_args, get_origin
 
@@ -23,6 +24,7 @@ from berth.api.dialects.gcore import models as gcore_models
 from berth.api.dialects.gcore.v2 import flavor_id as v2_flavor_id
 from berth.api.dialects.tir import datasets as tir_datasets
 from berth.api.dialects.tir import models as tir_models
+from berth.domain.platform import PlatformFacts, Region
 from tests.fakes.builders import facts as gcore_facts
 from tests.unit.dialects.test_gcore_routes import PROJECT as GCORE_PROJECT
 from tests.unit.dialects.test_gcore_routes import App
@@ -209,9 +211,17 @@ GCORE_ACTS: dict[str, Body] = {
 }
 
 
+def container_facts() -> PlatformFacts:
+    """The fake machine, with podman and SHARED allowed for volumes."""
+    return replace(gcore_facts(), regions={"local": Region("local", "process+podman",
+                                                           runs_images=True)},
+                   volume_roots=(SHARED,),
+                   host_path=lambda p: os.path.realpath(p) if os.path.exists(p) else None)
+
+
 @pytest.fixture
 def app(tmp_path: Path) -> Iterator[App]:
-    a = App(tmp_path)
+    a = App(tmp_path, container_facts())
     with a.http:
         yield a
     a.store.close()
@@ -277,6 +287,11 @@ def test_gcore_fields_the_table_says_act_change_the_native_spec(app: App) -> Non
 
 
 TIR_DOC = ROOT / "docs" / "dialects" / "tir.md"
+# The app's one allowed host directory, mounted by `storage_type: sfs` (an image, not the
+# catalog's: volumes mount into containers).
+SHARED = os.path.realpath(ROOT / "docs")
+SFS: Body = {"storage_type": "sfs", "sfs_path": SHARED,
+             "custom_endpoint_details.container.container_name": "localhost/model:v1"}
 TIR = "/myaccount/api/v1/gpu/teams/1/projects/2/serving/inference"
 ADVANCE = "custom_endpoint_details.container.advance_config"
 TIR_REFUSED: dict[str, Body] = {
@@ -297,8 +312,7 @@ TIR_REFUSED: dict[str, Body] = {
     "committed_replicas": {"committed_replicas": 1}, "world_size": {"world_size": 2},
     "path": {"path": "m/"}, "model_id": {"model_id": 4}, "dataset_id": {"dataset_id": 5},
     "dataset_path": {"dataset_path": "d/"}, "model_load_integration_id": {
-        "model_load_integration_id": 6}, "sfs_path": {"sfs_path": "/sfs"},
-    "disk_path": {"disk_path": "/disk"}, "storage_type": {"storage_type": "sfs"},
+        "model_load_integration_id": 6}, "disk_path": {"disk_path": "/disk"},
     "auto_scale_policy.rules[].condition_type": {"is_auto_scale_enabled": True,
                                                  "auto_scale_policy": {"rules": [{
                                                      "metric": "concurrency", "value": 2,
@@ -342,6 +356,7 @@ TIR_ACTS: dict[str, Body] = {
         "custom_endpoint_details.resource_details.env_variables": [{"key": "B", "value": 2}]},
     "detailed_info.commands": {"detailed_info.commands": ["python3"]},
     "detailed_info.args": {"detailed_info.args": ["-V"]},
+    "storage_type": SFS, "sfs_path": SFS,
 }
 TIR_KEPT: dict[str, tuple[Body, str]] = {
     "custom_endpoint_details.resource_details.disk_size": (

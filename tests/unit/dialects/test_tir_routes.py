@@ -63,7 +63,7 @@ def test_commands_parse_as_python_and_json_lists(app: App) -> None:
 @pytest.mark.parametrize("field, value", [
     ("committed_replicas", 2), ("world_size", 2), ("model_id", 12), ("path", "models/x"),
     ("dataset_id", 3), ("dataset_path", "d/"), ("model_load_integration_id", 9),
-    ("storage_type", "sfs"), ("sfs_path", "/sfs/x"), ("disk_path", "/mnt/disk"),
+    ("storage_type", "nfs"), ("sfs_path", "/sfs/x"), ("disk_path", "/mnt/disk"),
 ])
 def test_hosted_platform_values_berth_cannot_honour_are_refused(
         app: App, field: str, value: Any) -> None:

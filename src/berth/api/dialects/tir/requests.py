@@ -1,10 +1,10 @@
 """TIR request bodies (typed, `tir.models`) to native spec data. Pure.
 
 Fields that name TIR's hosted storage, registry or billing either act here (the SKU and its
-price id pick the flavor), are refused with a value Berth cannot honour (a dataset to mount,
-a committed plan, an SFS path, ...), or are kept and shown back where they only describe
-the hosted platform (framework, cluster type, disk size): docs/dialects/tir.md,
-"Request fields".
+price id pick the flavor; `storage_type: sfs` mounts the host directory `sfs_path`), are
+refused with a value Berth cannot honour (a dataset to mount, a committed plan, a per-replica
+disk, ...), or are kept and shown back where they only describe the hosted platform
+(framework, cluster type, disk size): docs/dialects/tir.md, "Request fields".
 """
 
 from __future__ import annotations
@@ -209,11 +209,15 @@ def check_hosted(body: EndpointFields) -> None:
         ("model_load_integration_id", body.model_load_integration_id is not None,
          "names a TIR integration (e.g. a Hugging Face token): pass the token in "
          "custom_endpoint_details.resource_details.env_variables (e.g. HF_TOKEN)"),
-        ("storage_type", body.storage_type not in (None, "disk"),
-         "a replica's files are on this machine's disk: only 'disk'"),
-        ("sfs_path", body.sfs_path is not None,
-         "names TIR's Scalable File System, which Berth cannot mount"),
-        ("disk_path", body.disk_path is not None, "Berth mounts no disk into replicas"),
+        ("storage_type", body.storage_type not in (None, "disk", "sfs"),
+         "'disk' (the replica's own files) or 'sfs' (a host directory mounted at sfs_path)"),
+        ("sfs_path", body.sfs_path is not None and body.storage_type != "sfs",
+         "mounts the host directory of that path only with storage_type 'sfs' in the same "
+         "body; leave it empty otherwise"),
+        ("disk_path", body.disk_path is not None,
+         "TIR's disk is a writable volume of disk_size made for the endpoint; Berth makes "
+         "none: a replica writes to its container's own file system, or mounts a host "
+         "directory read-only with storage_type 'sfs' and sfs_path"),
         ("custom_endpoint_details.container.container_type",
          container is not None and container.container_type not in (None, "public"),
          "private images name TIR's container registry: use a public image"),
@@ -223,7 +227,8 @@ def check_hosted(body: EndpointFields) -> None:
          "names TIR's container registry: use a public image"),
         ("custom_endpoint_details.resource_details.mount_path",
          resources is not None and resources.mount_path is not None,
-         "Berth mounts no volume into replicas"),
+         "where TIR puts the model of model_id (EOS), which Berth cannot fetch: mount a "
+         "host directory with storage_type 'sfs' and sfs_path"),
         ("detailed_info.hugging_face_id", info is not None and info.hugging_face_id is not None,
          "TIR's framework images read it; Berth runs the container's own command: give the "
          "model in commands/args or env_variables"),
@@ -263,9 +268,25 @@ def create_to_native(body: EndpointFields, facts: PlatformFacts) -> dict[str, An
     resources = details.resource_details if details else None
     if resources is not None and resources.env_variables:
         out["envs"] = _envs(resources.env_variables)
+    volumes = sfs_volumes(body)
+    if volumes:
+        out["volumes"] = volumes
     out |= scale(body.auto_scale_policy, autoscale=bool(body.is_auto_scale_enabled),
                  replicas=replica_count(body))
     return out | _pull_policy(body) | probes.create_probes(body)
+
+
+def sfs_volumes(body: EndpointFields) -> list[dict[str, Any]] | None:
+    """TIR mounts the shared file system at `sfs_path` in the container when `storage_type`
+    is 'sfs'; here the host directory of that path is mounted there, read-only (it must be
+    under the installation's `volume_host_paths` and exist). The storage fields own the
+    deployment's volumes: 'sfs' -> that one mount, 'disk' -> none, absent -> unchanged."""
+    if body.storage_type == "sfs":
+        if body.sfs_path is None:
+            raise bad("sfs_path", "required", "storage_type 'sfs' needs sfs_path: the "
+                      "absolute path the shared file system is mounted at, e.g. /shared")
+        return [{"source": body.sfs_path, "target": body.sfs_path, "read_only": True}]
+    return [] if body.storage_type == "disk" else None
 
 
 def _pull_policy(body: EndpointFields) -> dict[str, Any]:
@@ -292,6 +313,9 @@ def patch_to_native(body: EndpointAction, current: DeploymentSpec,
             out["envs"] = _envs(resources.env_variables or [])
     if body.detailed_info is not None:
         out["command"] = _command(body) or None
+    volumes = sfs_volumes(body)
+    if volumes is not None:
+        out["volumes"] = volumes
     count = replica_count(body)
     if body.is_auto_scale_enabled and "auto_scale_policy" in body.model_fields_set:
         out |= scale(body.auto_scale_policy, autoscale=True)
@@ -315,6 +339,7 @@ ASYNC_FIELDS = {"async.enabled": "async_enabled", "async.workers": "async_concur
                 "async.dataset": "async_dataset_id",
                 "async.destination_type": "async_destination_type",
                 "async.target_routes": "async_target_routes"}
+NATIVE_NAMES = ASYNC_FIELDS | {"volumes": "sfs_path"}
 
 
 def result_prefix(inference_id: int) -> str:
@@ -387,10 +412,12 @@ def async_patch(body: EndpointAction, current: AsyncConfig, dataset: str | None,
 
 
 def in_tir_terms(exc: SpecInvalid) -> SpecInvalid:
-    """A native validation error of `async.*` named as TIR's body names the field."""
+    """A native validation error of `async.*` or `volumes` (made from `sfs_path`) named as
+    TIR's body names the field."""
     out = []
     for v in exc.violations:
-        field = next((tir for native, tir in ASYNC_FIELDS.items()
-                      if v.field == native or v.field.startswith(native + ".")), v.field)
+        field = next((tir for native, tir in NATIVE_NAMES.items()
+                      if v.field == native or v.field.startswith((native + ".", native + "["))),
+                     v.field)
         out.append(Violation(field, v.rule, v.message))
     return SpecInvalid(out)

@@ -109,8 +109,11 @@ def create(team: int, project: int, request: Request, body: JsonBody) -> Json:
         return kept | {"name": d.name, "deployment_id": d.id, "task_id": task.id}
 
     # The numbered record is written in the create's own transaction: never one without other.
-    change = state.deployments(request).create(berth_project(team, project), data,
-                                               records=[RecordWrite(DIALECT, KIND, record)])
+    try:
+        change = state.deployments(request).create(berth_project(team, project), data,
+                                                   records=[RecordWrite(DIALECT, KIND, record)])
+    except SpecInvalid as exc:
+        raise requests.in_tir_terms(exc) from None
     d, rec = change.deployment, change.records[0]
     return envelope(_shape(request, rec, d), "Model endpoint created successfully")
 
@@ -169,7 +172,10 @@ def act(team: int, project: int, inference_id: int, request: Request, body: Json
             extra["is_auto_scale_enabled"] = req.is_auto_scale_enabled
         rec = _merged(rec, **extra)
         if native:
-            d = svc.patch(p, name, native, records=_write(rec)).deployment
+            try:
+                d = svc.patch(p, name, native, records=_write(rec)).deployment
+            except SpecInvalid as exc:
+                raise requests.in_tir_terms(exc) from None
         else:
             state.dialect_records(request).put([rec])
     elif action == "update_auto_scale":
