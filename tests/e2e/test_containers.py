@@ -126,7 +126,8 @@ def test_a_private_image_is_pulled_with_registry_credentials(
                 "username": private_registry.user, "password": password})
             assert r.status_code == 201, r.text
         api.task(api.create(image_spec("private", private_registry.image, 1,
-                                       credentials_name="reg-good"))["task_id"], 120)
+                                       credentials_name="reg-good",
+                                       image_pull_policy="Always"))["task_id"], 120)
         api.wait_status("private", "ACTIVE", 90)
         r = httpx.post(f"{srv.gateway}/e2e/private/predict", json={"x": 1}, timeout=10)
         assert r.status_code == 200 and r.json()["version"] == "v1"

@@ -89,6 +89,7 @@ def test_the_private_image_pulls_only_with_the_right_password(
     private_registry: PrivateRegistry,
 ) -> None:
     reg = private_registry
+    podman("rmi", "--ignore", reg.image)  # an earlier test of the session may have pulled it
     assert podman("image", "exists", reg.image).returncode == 1  # a pull really pulls
 
     wrong = podman("pull", "--quiet", "--tls-verify=false", "--creds", f"{reg.user}:wrong",
