@@ -20,6 +20,9 @@ HELD: list[bytes] = []
 
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # Headers and body go out in two writes: without TCP_NODELAY the body of a kept-alive
+    # answer waits ~40 ms for the client's delayed ACK (Nagle).
+    disable_nagle_algorithm = True
 
     def answer(self, status: int, body: object) -> None:
         data = json.dumps(body).encode()

@@ -72,6 +72,7 @@ PULL_EVENTS = 20  # progress events per replica's pull; the status reason shows 
 @dataclass
 class Pull:
     lines: list[str]  # podman's progress, as it comes
+    launch: LaunchSpec | None = None  # what it pulls for, used for the start that follows
     task: asyncio.Task[None] | None = None
     shown: int = 0  # lines already recorded as events
 
@@ -268,8 +269,12 @@ class Controller:
     async def _launch(self, d: Deployment, r: Replica) -> Replica:
         now = self.clock()
         try:
-            launch = launch_spec(d, r, containers=self.containers, facts=self.facts,
-                                 pull_auth=self.pull_auth)
+            under_way = self.pulls.get(r.id)
+            if under_way is not None and under_way.launch is not None:
+                launch = under_way.launch  # credentials opened once per pull, not per tick
+            else:
+                launch = launch_spec(d, r, containers=self.containers, facts=self.facts,
+                                     pull_auth=self.pull_auth)
             if launch.image is not None:
                 pulling = self._pull(d, r, launch, now)
                 if pulling is not None:
@@ -310,7 +315,7 @@ class Controller:
         None once the image is here. ImageUnavailable when the pull failed."""
         pull = self.pulls.get(r.id)
         if pull is None:
-            pull = self.pulls[r.id] = Pull([])
+            pull = self.pulls[r.id] = Pull([], launch=launch)
             pull.task = asyncio.create_task(self.runtime.prepare(launch, pull.lines.append))
             pull.task.add_done_callback(lambda _t: self.wake())
         if pull.task is not None and pull.task.done():

@@ -68,5 +68,8 @@ def image_runtime(settings: Settings, owner: str) -> ImageRuntime:
     where = f", config {settings.podman_config}" if settings.podman_config else ""
 
     def exec_prefix(replica_id: str) -> list[str]:
-        return podman.argv("exec", container_name(replica_id))
+        # Run with the server's environment by the prober: the config goes along.
+        conf = [f"CONTAINERS_CONF={settings.podman_config}"] if settings.podman_config else []
+        return ["env", *conf, *podman.argv("exec", container_name(replica_id))] if conf \
+            else podman.argv("exec", container_name(replica_id))
     return ImageRuntime(runtime, f"podman ({podman.binary}{where})", exec_prefix)
