@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -50,6 +51,12 @@ def root(
     ctx.obj = common.Config(url=url, token=token, project=project, data_dir=data_dir)
 
 
+class ImageRuntimeMode(StrEnum):
+    AUTO = "auto"
+    PODMAN = "podman"
+    NONE = "none"
+
+
 def serve(
     ctx: typer.Context,
     data_dir: Annotated[
@@ -76,6 +83,18 @@ def serve(
                           help="This machine's region number in APIs that name regions by "
                                "number (Gcore's region_id).")
     ] = 1,
+    image_runtime: Annotated[
+        ImageRuntimeMode,
+        typer.Option("--image-runtime", envvar="BERTH_IMAGE_RUNTIME",
+                     help="Run images in podman containers: auto (where podman is usable), "
+                          "podman (required), none.")
+    ] = ImageRuntimeMode.AUTO,
+    podman_config: Annotated[
+        Path | None,
+        typer.Option("--podman-config", envvar="BERTH_PODMAN_CONFIG", show_default=False,
+                     metavar="FILE", help="A containers.conf of its own for podman "
+                                          "(CONTAINERS_CONF); see `berth doctor`."),
+    ] = None,
 ) -> None:
     """Run the API, the controller and the inference gateway in this process."""
     from berth.settings import Settings
@@ -87,6 +106,8 @@ def serve(
         gateway_port=gateway_port,
         domain=domain,
         region_id=region_id,
+        image_runtime=image_runtime.value,
+        podman_config=podman_config,
     )
     from berth.server import run_server  # imported here: the server is heavy to import
 
