@@ -55,6 +55,38 @@ def prune_every(policy: LogPolicy) -> float:
     return min(60.0, max(1.0, (policy.retention_seconds or 600) / 10))
 
 
+class LogKeeper:
+    """A runtime's side of each deployment's log policy: the policy file written when the
+    policy changes, and the files no running writer holds pruned, at most every
+    `prune_every` seconds (each running writer prunes its own)."""
+
+    def __init__(self) -> None:
+        self._policies: dict[str, LogPolicy] = {}
+        self._next_prune: dict[str, float] = {}
+
+    def keep(self, deployment_id: str, directory: Path, policy: LogPolicy,
+             writing: Callable[[], set[str]]) -> None:
+        """`writing`: the replica ids whose log file a running writer holds."""
+        if self._policies.get(deployment_id) != policy:
+            write_policy(directory, policy)
+            self._policies[deployment_id] = policy
+            self._next_prune[deployment_id] = 0.0
+        if policy.retention_seconds is None:
+            return
+        now = time.monotonic()
+        if now < self._next_prune.get(deployment_id, 0.0):
+            return
+        self._next_prune[deployment_id] = now + prune_every(policy)
+        held = writing()
+        for path in directory.glob("*.log"):
+            if path.stem not in held:
+                prune(path, time.time() - policy.retention_seconds)
+
+    def forget(self, deployment_id: str) -> None:
+        self._policies.pop(deployment_id, None)
+        self._next_prune.pop(deployment_id, None)
+
+
 def prune(path: Path, older_than: float) -> None:
     """Drop the lines with ts < older_than from the file (atomically: a reader sees the old
     file or the new). Only the file's one writer may prune it."""

@@ -23,7 +23,6 @@ import signal as signals
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,12 +38,10 @@ from berth.runtime.base import (
     StartedReplica,
 )
 from berth.runtime.logfiles import (
+    LogKeeper,
     append_line,
-    prune,
-    prune_every,
     read_logs,
     read_policy,
-    write_policy,
 )
 
 SHIM_MODULE = "berth.runtime.shim"
@@ -78,8 +75,7 @@ class ProcessRuntime:
         self.host = host
         self._replicas: dict[str, _Replica] = {}
         self._unreaped: list[subprocess.Popen[bytes]] = []
-        self._log_policies: dict[str, LogPolicy] = {}
-        self._next_prune: dict[str, float] = {}
+        self._logs = LogKeeper()
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -257,27 +253,13 @@ class ProcessRuntime:
 
     def purge_logs(self, deployment_id: str) -> None:
         shutil.rmtree(self.logs_dir / _component(deployment_id), ignore_errors=True)
-        self._log_policies.pop(deployment_id, None)
-        self._next_prune.pop(deployment_id, None)
+        self._logs.forget(deployment_id)
 
     def keep_logs(self, deployment_id: str, policy: LogPolicy) -> None:
         """Write the policy for the shims when it changes; prune the files no running shim
-        writes (each running shim prunes its own), at most every `prune_every` seconds."""
-        directory = self.logs_dir / _component(deployment_id)
-        if self._log_policies.get(deployment_id) != policy:
-            write_policy(directory, policy)
-            self._log_policies[deployment_id] = policy
-            self._next_prune[deployment_id] = 0.0
-        if policy.retention_seconds is None:
-            return
-        now = time.monotonic()
-        if now < self._next_prune.get(deployment_id, 0.0):
-            return
-        self._next_prune[deployment_id] = now + prune_every(policy)
-        writing = {rid for rid, r in self._replicas.items() if self._alive(r)}
-        for path in directory.glob("*.log"):
-            if path.stem not in writing:
-                prune(path, time.time() - policy.retention_seconds)
+        writes (each running shim prunes its own)."""
+        self._logs.keep(deployment_id, self.logs_dir / _component(deployment_id), policy,
+                        lambda: {rid for rid, r in self._replicas.items() if self._alive(r)})
 
     # -- working directories -----------------------------------------------------------
 

@@ -23,7 +23,6 @@ import math
 import shlex
 import shutil
 import socket
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -65,12 +64,10 @@ from berth.runtime.container.models import (
 from berth.runtime.container.podman import Podman, PodmanError
 from berth.runtime.container.pull import DEFAULT_PULL_TIMEOUT, ProgressCallback, ensure_image
 from berth.runtime.logfiles import (
+    LogKeeper,
     append_line,
-    prune,
-    prune_every,
     read_logs,
     read_policy,
-    write_policy,
 )
 
 _LOG_DRAIN_SECONDS = 2.0  # after a container exits, how long its last lines may take
@@ -117,8 +114,7 @@ class ContainerRuntime:
         self._containers: dict[str, _Container] = {}
         self._workdirs = Workdirs(self.run_dir / "containers")
         self._gpu_host: GpuHost | None = None
-        self._log_policies: dict[str, LogPolicy] = {}
-        self._next_prune: dict[str, float] = {}
+        self._logs = LogKeeper()
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -294,28 +290,14 @@ class ContainerRuntime:
     def purge_logs(self, deployment_id: str) -> None:
         shutil.rmtree(self.logs_dir / check_id("deployment id", deployment_id),
                       ignore_errors=True)
-        self._log_policies.pop(deployment_id, None)
-        self._next_prune.pop(deployment_id, None)
+        self._logs.forget(deployment_id)
 
     def keep_logs(self, deployment_id: str, policy: LogPolicy) -> None:
         """Write the policy for the followers when it changes; prune the files no running
-        follower writes (each prunes its own), at most every `prune_every` seconds."""
-        directory = self.logs_dir / check_id("deployment id", deployment_id)
-        if self._log_policies.get(deployment_id) != policy:
-            write_policy(directory, policy)
-            self._log_policies[deployment_id] = policy
-            self._next_prune[deployment_id] = 0.0
-        if policy.retention_seconds is None:
-            return
-        now = time.monotonic()
-        if now < self._next_prune.get(deployment_id, 0.0):
-            return
-        self._next_prune[deployment_id] = now + prune_every(policy)
-        writing = {rid for rid, c in self._containers.items()
-                   if c.follower is not None and c.follower.running}
-        for path in directory.glob("*.log"):
-            if path.stem not in writing:
-                prune(path, time.time() - policy.retention_seconds)
+        follower writes (each prunes its own)."""
+        self._logs.keep(deployment_id, self.logs_dir / check_id("deployment id", deployment_id),
+                        policy, lambda: {rid for rid, c in self._containers.items()
+                                         if c.follower is not None and c.follower.running})
 
     # -- internals ---------------------------------------------------------------------
 
