@@ -51,28 +51,15 @@ def count_rows(srv: BerthServer, name: str, status: str | None = None) -> int:
         db.close()
 
 
-async def submit(url: str, n: int, concurrency: int) -> float:
-    """Seconds to submit `n` async requests with `concurrency` clients."""
+async def post_all(url: str, n: int, concurrency: int, expect: int) -> float:
+    """Seconds to POST `n` requests with `concurrency` clients, each answered `expect`."""
     left = list(range(n))
     async with httpx.AsyncClient(timeout=30) as client:
         async def one() -> None:
             while left:
                 i = left.pop()
                 r = await client.post(url, json={"inputs": i})
-                assert r.status_code == 202, r.text
-        started = time.perf_counter()
-        await asyncio.gather(*(one() for _ in range(concurrency)))
-        return time.perf_counter() - started
-
-
-async def sync_calls(url: str, n: int, concurrency: int) -> float:
-    left = list(range(n))
-    async with httpx.AsyncClient(timeout=30) as client:
-        async def one() -> None:
-            while left:
-                i = left.pop()
-                r = await client.post(url, json={"inputs": i})
-                assert r.status_code == 200, r.text
+                assert r.status_code == expect, r.text
         started = time.perf_counter()
         await asyncio.gather(*(one() for _ in range(concurrency)))
         return time.perf_counter() - started
@@ -110,10 +97,11 @@ def main() -> None:
                 sync = run_wrk(tools["wrk"], f"{srv.gateway}/e2e/e2e-run/predict", script,
                                args.connections, args.seconds, client_cpu)
                 url = f"{srv.gateway}/e2e/e2e-run"
-                asyncio.run(sync_calls(f"{url}/predict", 200, args.workers))  # warm-up
-                sync_s = asyncio.run(sync_calls(f"{url}/predict", args.requests, args.workers))
+                asyncio.run(post_all(f"{url}/predict", 200, args.workers, 200))  # warm-up
+                sync_s = asyncio.run(post_all(f"{url}/predict", args.requests, args.workers,
+                                                200))
                 started = time.perf_counter()
-                submit_s = asyncio.run(submit(f"{url}/async/predict", args.requests, 16))
+                submit_s = asyncio.run(post_all(f"{url}/async/predict", args.requests, 16, 202))
                 wait_for(lambda: count_rows(srv, "e2e-run", "SUCCEEDED") >= args.requests,
                          600, 0.05, what="every async request to succeed")
                 e2e_s = time.perf_counter() - started
