@@ -54,6 +54,12 @@ class ApiEnv:
         self.http = TestClient(self.app, headers={"Authorization": f"Bearer {self.token}"},
                                raise_server_exceptions=False)
 
+    def project_client(self, name: str, projects: list[str]) -> TestClient:
+        """A client holding a new control token limited to `projects`."""
+        made = self.http.post("/v1/tokens", json={"name": name, "projects": projects})
+        assert made.status_code == 201, made.text
+        return TestClient(self.app, headers={"Authorization": f"Bearer {made.json()['secret']}"})
+
     def rows(self) -> dict[str, int]:
         """Rows per table: what a refused request must leave unchanged."""
         with sqlite3.connect(self.db) as db:

@@ -55,10 +55,7 @@ class World:
         return leased.id
 
     def token(self, name: str, projects: list[str]) -> TestClient:
-        made = self.http.post("/v1/tokens", json={"name": name, "projects": projects})
-        assert made.status_code == 201, made.text
-        return TestClient(self.env.app, headers={
-            "Authorization": f"Bearer {made.json()['secret']}"})
+        return self.env.project_client(name, projects)
 
 
 @pytest.fixture
